@@ -1,0 +1,141 @@
+"""Max and average pooling over (size × size) windows, NCHW, no parameters.
+
+Max-pooling sends δ to the window's first maximum in row-major order (PyTorch's rule on
+ties); average pooling spreads δ / count over the window, where count is the number of
+positions the window covers inside the padded input (a partial ``ceil_mode`` window counts
+only what it covers).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import LayerConfigError
+from .base import Layer, int_pair, pair_text
+from .windows import check_image_input, output_hw, window_slices
+
+
+class _Pool2D(Layer):
+    fill = 0.0
+
+    def __init__(self, size, stride=None, padding=0, ceil_mode=False):
+        super().__init__("identity")
+        self.size = int_pair(size, "size", self.kind)
+        self.stride = self.size if stride is None else int_pair(stride, "stride", self.kind)
+        self.padding = int_pair(padding, "padding", self.kind, minimum=0)
+        if not isinstance(ceil_mode, (bool, np.bool_)):
+            raise LayerConfigError(f"{self.kind}: ceil_mode {ceil_mode!r} must be true or false")
+        self.ceil_mode = bool(ceil_mode)
+        for p, k in zip(self.padding, self.size):
+            if 2 * p > k:
+                raise LayerConfigError(
+                    f"{self.kind}: padding {pair_text(self.padding)} is more than half the "
+                    f"window {pair_text(self.size)}; it must be at most size / 2")
+
+    def config(self) -> dict:
+        def j(p):
+            return p[0] if p[0] == p[1] else list(p)
+        cfg = {"type": self.kind, "size": j(self.size), "stride": j(self.stride)}
+        if self.padding != (0, 0):
+            cfg["padding"] = j(self.padding)
+        if self.ceil_mode:
+            cfg["ceil_mode"] = True
+        return cfg
+
+    def describe(self) -> str:
+        extra = f", p={pair_text(self.padding)}" if self.padding != (0, 0) else ""
+        extra += ", ceil" if self.ceil_mode else ""
+        return f"{self.kind}({pair_text(self.size)}, s={pair_text(self.stride)}{extra})"
+
+    def infer(self, input_shape):
+        check_image_input(self.where(), input_shape)
+        (oh, ow), self.notes = output_hw(self.where(), "size", input_shape[1:], self.size,
+                                         self.stride, self.padding, self.ceil_mode)
+        return (input_shape[0], oh, ow)
+
+    def _buffer_hw(self):
+        """Padded buffer big enough for every window, including ceil-mode overhang."""
+        (_, h, w), (oh, ow) = self.input_shape, self.output_shape[1:]
+        return (max(h + 2 * self.padding[0], (oh - 1) * self.stride[0] + self.size[0]),
+                max(w + 2 * self.padding[1], (ow - 1) * self.stride[1] + self.size[1]))
+
+    def _padded(self, x):
+        (_, h, w), (p, q) = self.input_shape, self.padding
+        if self._buffer_hw() == (h, w):
+            return x
+        xp = np.full(x.shape[:2] + self._buffer_hw(), self.fill, dtype=x.dtype)
+        xp[:, :, p:p + h, q:q + w] = x
+        return xp
+
+    def _slices(self):
+        return window_slices(self.size, self.stride, self.output_shape[1:])
+
+    def _scatter(self, parts):
+        """Sum per-offset gradient pieces back into an input-shaped array."""
+        (_, h, w), (p, q) = self.input_shape, self.padding
+        dxp = np.zeros(self.delta.shape[:2] + self._buffer_hw(), dtype=self.delta.dtype)
+        for sl, part in parts:
+            dxp[sl] += part
+        return dxp[:, :, p:p + h, q:q + w]
+
+
+class MaxPool2D(_Pool2D):
+    kind = "MaxPool2D"
+    fill = -np.inf
+
+    def linear(self, x):
+        xp = self._padded(x)
+        out = None
+        for _, _, sl in self._slices():
+            out = xp[sl].copy() if out is None else np.maximum(out, xp[sl], out=out)
+        self._xp, self._max = xp, out
+        return out
+
+    def routing(self):
+        """For each output, the row-major offset (m·size_w + n) of the first maximum."""
+        won = np.zeros(self._max.shape, dtype=bool)
+        route = np.zeros(self._max.shape, dtype=np.int64)
+        for m, n, sl in self._slices():
+            hit = (self._xp[sl] == self._max) & ~won
+            route[hit] = m * self.size[1] + n
+            won |= hit
+        return route
+
+    def input_gradient(self):
+        won = np.zeros(self._max.shape, dtype=bool)
+        parts = []
+        for _, _, sl in self._slices():
+            hit = self._xp[sl] == self._max
+            hit &= ~won
+            won |= hit
+            parts.append((sl, self.delta * hit))
+        return self._scatter(parts)
+
+    def kink_state(self):
+        return None if self.z is None else self.routing()
+
+
+class AvgPool2D(_Pool2D):
+    kind = "AvgPool2D"
+
+    def _count(self):
+        (_, h, w), (p, q) = self.input_shape, self.padding
+        inside = np.zeros((1, 1) + self._buffer_hw())
+        inside[:, :, :h + 2 * p, :w + 2 * q] = 1.0
+        count = sum(inside[sl] for _, _, sl in self._slices())
+        return count[0, 0]
+
+    def build(self, input_shape, rng=None, dtype=np.float64, index=None):
+        out = super().build(input_shape, rng, dtype, index)
+        self._inv_count = (1.0 / self._count()).astype(self.dtype)
+        return out
+
+    def linear(self, x):
+        xp = self._padded(x)
+        total = None
+        for _, _, sl in self._slices():
+            total = xp[sl].copy() if total is None else np.add(total, xp[sl], out=total)
+        return total * self._inv_count
+
+    def input_gradient(self):
+        share = self.delta * self._inv_count
+        return self._scatter((sl, share) for _, _, sl in self._slices())

@@ -1,0 +1,348 @@
+"""Network: a validated stack of layers with a loss, stepped whole or one layer at a time.
+
+``forward(x)`` and ``backward(t)`` consume the generators ``iter_forward`` and
+``iter_backward``, which yield after each layer: the debugger steps the same code.
+Edits (insert, remove, replace, move, loss, input shape) are checked on fresh copies of the
+stack first; a failed edit raises ``LayerConfigError`` and changes nothing.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import guard, losses
+from .errors import LayerConfigError, TargetError
+from .layers import Layer, layer_from_config
+from .layers.base import shape_text
+
+DTYPES = {"float64": np.float64, "float32": np.float32}
+CONFIG_KEYS = {"input_shape", "layers", "loss", "reduction", "dtype", "seed"}
+
+
+def _dtype(dtype) -> np.dtype:
+    try:
+        d = np.dtype(dtype)
+    except TypeError:
+        d = None
+    if d is None or d.name not in DTYPES:
+        raise LayerConfigError(f"network: dtype {dtype!r} is not supported; use float64 or float32")
+    return d
+
+
+def _input_shape(shape) -> tuple:
+    try:
+        shape = tuple(shape)
+    except TypeError:
+        raise LayerConfigError(f"network: input_shape {shape!r} must be (n,) or (C, H, W)") from None
+    ok = len(shape) in (1, 3) and all(isinstance(s, (int, np.integer))
+                                      and not isinstance(s, bool) and s >= 1 for s in shape)
+    if not ok:
+        raise LayerConfigError(f"network: input_shape {shape!r} must be (n,) or (C, H, W) "
+                               f"with every size a whole number ≥ 1")
+    return tuple(int(s) for s in shape)
+
+
+def infer_shapes(input_shape, layers) -> list[tuple]:
+    """Output shape of every layer; raises naming the first layer that cannot be built."""
+    shapes, shape = [], _input_shape(input_shape)
+    for i, layer in enumerate(layers):
+        probe = layer_from_config(layer.config() if isinstance(layer, Layer) else layer, i)
+        shape = probe.infer(shape)
+        shapes.append(shape)
+    return shapes
+
+
+class Network:
+    """A stack of layers and a loss; forward, backward and stepping one layer at a time."""
+
+    def __init__(self, input_shape, layers, loss: str = "mse", seed: int | None = 0,
+                 dtype=np.float64, reduction: str = "mean"):
+        self.dtype = _dtype(dtype)
+        self.seed = seed
+        self._rng = np.random.default_rng(seed)
+        self.loss = self._check_loss(loss)
+        self.reduction = self._check_reduction(reduction)
+        self.input_shape = _input_shape(input_shape)
+        self.layers: list[Layer] = []
+        self._install([self._as_layer(l, i) for i, l in enumerate(layers)], self.input_shape)
+        self.loss_value: float | None = None
+        self.nonfinite: list[guard.NonFiniteReport] = []
+        self._input_grad = None
+        self._x = None
+
+    # ----- construction and edits ---------------------------------------------------------
+    @staticmethod
+    def _check_loss(loss):
+        if loss not in losses.NAMES:
+            raise LayerConfigError(f"network: loss {loss!r} is unknown; use one of "
+                                   f"{', '.join(losses.NAMES)}")
+        return loss
+
+    @staticmethod
+    def _check_reduction(reduction):
+        if reduction not in losses.REDUCTIONS:
+            raise LayerConfigError(f"network: reduction {reduction!r} is unknown; use "
+                                   f"'mean' (average over the batch) or 'sum'")
+        return reduction
+
+    @staticmethod
+    def _as_layer(layer, index):
+        if isinstance(layer, Layer):
+            return layer
+        return layer_from_config(layer, index)
+
+    def _install(self, new_layers: list[Layer], input_shape: tuple) -> None:
+        """Validate the whole new stack, then build what changed; keep unchanged weights."""
+        if not new_layers:
+            raise LayerConfigError("network: the stack is empty; add at least one layer")
+        if len(set(map(id, new_layers))) != len(new_layers):
+            raise LayerConfigError("network: the same layer object appears twice in the stack")
+        infer_shapes(input_shape, new_layers)            # raises before anything changes
+        shape = input_shape
+        for i, layer in enumerate(new_layers):
+            keep = (layer.output_shape is not None and layer.input_shape == shape
+                    and layer.dtype == self.dtype and layer in self.layers)
+            layer.index = i
+            if keep:
+                layer.infer(shape)                       # refresh notes and messages
+            else:
+                layer.build(shape, self._rng, self.dtype, i)
+            shape = layer.output_shape
+        self.layers, self.input_shape = list(new_layers), input_shape
+        self._reset_pass()
+
+    def _reset_pass(self):
+        self._x = None
+        self._input_grad = None
+        for layer in self.layers:
+            layer.x = layer.z = layer.a = layer.delta = None
+
+    def insert_layer(self, index: int, layer) -> None:
+        new = list(self.layers)
+        new.insert(index, self._as_layer(layer, index))
+        self._install(new, self.input_shape)
+
+    def remove_layer(self, index: int) -> None:
+        self._check_index(index)
+        self._install(self.layers[:index] + self.layers[index + 1:], self.input_shape)
+
+    def replace_layer(self, index: int, layer) -> None:
+        self._check_index(index)
+        new = list(self.layers)
+        new[index] = self._as_layer(layer, index)
+        self._install(new, self.input_shape)
+
+    def move_layer(self, index: int, new_index: int) -> None:
+        self._check_index(index)
+        self._check_index(new_index)
+        new = list(self.layers)
+        new.insert(new_index, new.pop(index))
+        self._install(new, self.input_shape)
+
+    def set_input_shape(self, shape) -> None:
+        self._install(list(self.layers), _input_shape(shape))
+
+    def set_loss(self, loss: str, reduction: str | None = None) -> None:
+        self.loss = self._check_loss(loss)
+        if reduction is not None:
+            self.reduction = self._check_reduction(reduction)
+
+    def _check_index(self, index):
+        if not 0 <= index < len(self.layers):
+            raise LayerConfigError(f"network: layer index {index} is out of range "
+                                   f"(0 … {len(self.layers) - 1})")
+
+    # ----- description ---------------------------------------------------------------------
+    @property
+    def output_shape(self) -> tuple:
+        return self.layers[-1].output_shape
+
+    def param_count(self) -> int:
+        return sum(layer.param_count() for layer in self.layers)
+
+    def summary_rows(self) -> list[dict]:
+        return [{"index": l.index, "type": l.kind, "layer": l.describe(),
+                 "output_shape": l.output_shape, "params": l.param_count(),
+                 "notes": list(l.notes)} for l in self.layers]
+
+    def summary(self) -> str:
+        lines = [f"input {shape_text(self.input_shape)}"]
+        for row in self.summary_rows():
+            lines.append(f"{row['index']:>3}  {row['layer']:<44} {shape_text(row['output_shape']):>12}"
+                         f"  {row['params']:>8} params")
+            lines += [f"       note: {n}" for n in row["notes"]]
+        lines.append(f"loss {self.loss} ({self.reduction} over the batch), "
+                     f"{self.param_count()} parameters, {self.dtype.name}")
+        return "\n".join(lines)
+
+    def config(self) -> dict:
+        return {"input_shape": list(self.input_shape),
+                "layers": [l.config() for l in self.layers],
+                "loss": self.loss, "reduction": self.reduction,
+                "dtype": self.dtype.name, "seed": self.seed}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Network":
+        unknown = sorted(set(config) - CONFIG_KEYS)
+        if unknown:
+            raise LayerConfigError(f"network: unknown key(s) {', '.join(unknown)}; allowed: "
+                                   f"{', '.join(sorted(CONFIG_KEYS))}")
+        return cls(config["input_shape"], config["layers"], loss=config.get("loss", "mse"),
+                   seed=config.get("seed", 0), dtype=config.get("dtype", "float64"),
+                   reduction=config.get("reduction", "mean"))
+
+    def clone(self, dtype=None) -> "Network":
+        """An independent copy with the same weights (optionally in another dtype)."""
+        cfg = self.config()
+        if dtype is not None:
+            cfg["dtype"] = np.dtype(dtype).name
+        twin = Network.from_config(cfg)
+        twin.set_params(self.get_params())
+        return twin
+
+    def get_params(self) -> list[dict]:
+        return [{k: v.copy() for k, v in l.params.items()} for l in self.layers]
+
+    def set_params(self, params: list[dict]) -> None:
+        """Replace every parameter (validated shapes and finiteness first; all or nothing)."""
+        if len(params) != len(self.layers):
+            raise LayerConfigError(f"parameters for {len(params)} layers; the network has "
+                                   f"{len(self.layers)}")
+        for layer, p in zip(self.layers, params):
+            if set(p) != set(layer.params):
+                raise LayerConfigError(f"{layer.where()}: parameters {sorted(p)}; expected "
+                                       f"{sorted(layer.params)}")
+            for k, v in p.items():
+                v = np.asarray(v)
+                if v.shape != layer.params[k].shape:
+                    raise LayerConfigError(f"{layer.where()}: {k} has shape {v.shape}; the "
+                                           f"architecture needs {layer.params[k].shape}")
+                if not np.all(np.isfinite(v)):
+                    raise LayerConfigError(f"{layer.where()}: {k} contains NaN or Inf")
+        for layer, p in zip(self.layers, params):
+            for k, v in p.items():
+                layer.params[k] = np.array(v, dtype=self.dtype)
+
+    # ----- passes ----------------------------------------------------------------------------
+    def check_input(self, x) -> np.ndarray:
+        x = np.asarray(x)
+        if x.dtype == object or not np.issubdtype(x.dtype, np.number):
+            raise TargetError(f"input: dtype {x.dtype} is not numeric")
+        if x.shape[1:] != self.input_shape or x.ndim != len(self.input_shape) + 1:
+            raise TargetError(f"input: shape {x.shape} does not match (N, "
+                              f"{', '.join(map(str, self.input_shape))})")
+        if len(x) == 0:
+            raise TargetError("input: batch of 0 samples; a batch needs at least 1")
+        x = x.astype(self.dtype, copy=False)
+        if not guard.is_finite(x):
+            raise TargetError("input: contains NaN or Inf; every input value must be finite")
+        return x
+
+    def iter_forward(self, x):
+        """Run the forward pass, yielding each layer's index once its z and a are set."""
+        x = self.check_input(x)
+        self._reset_pass()
+        self.nonfinite, self.loss_value, self._x = [], None, x
+        a = x
+        for i, layer in enumerate(self.layers):
+            a = layer.forward(a)
+            if not self.nonfinite:
+                for name in ("z", "a"):
+                    arr = getattr(layer, name)
+                    if not guard.is_finite(arr):
+                        self.nonfinite.append(guard.report("forward", layer, i, name, arr))
+                        break
+            yield i
+
+    def forward(self, x) -> np.ndarray:
+        for _ in self.iter_forward(x):
+            pass
+        return self.layers[-1].a
+
+    def iter_backward(self, t):
+        """Loss and δ^L first, then each layer's gradients, yielding its index (last to first)."""
+        out = self.layers[-1]
+        if out.a is None:
+            raise TargetError("backward: run forward first; there is no output to compare")
+        self.loss_value, grad, fused = self._output_error(t)
+        incoming_ok = np.isfinite(self.loss_value)
+        for i in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[i]
+            need_dx = i > 0
+            if fused:
+                grad = layer.backward_delta(grad, need_dx)
+                fused = False
+            else:
+                grad = layer.backward(grad, need_dx)
+            incoming_ok = self._guard_backward(layer, i, incoming_ok)
+            yield i
+        self._input_grad = None
+
+    def _output_error(self, t):
+        """(loss, gradient at the output, fused?) for the current output and targets t."""
+        out = self.layers[-1]
+        t = losses.targets(self.loss, t, out.a.shape, self.dtype)
+        self.targets = t
+        if losses.is_fused(self.loss, out.activation):
+            value, delta = losses.fused(self.loss, out.z, out.a, t, self.reduction)
+            return value, delta, True
+        value, grad = losses.plain(self.loss, out.a, t, self.reduction)
+        return value, grad, False
+
+    def loss_of(self, t) -> float:
+        """The loss of the current output against t, without a backward pass."""
+        if self.layers[-1].a is None:
+            raise TargetError("loss: run forward first; there is no output to compare")
+        return self._output_error(t)[0]
+
+    def forward_from(self, index: int, z) -> np.ndarray:
+        """Re-run the pass from layer ``index`` with its pre-activation set to ``z``."""
+        from . import activations
+        layer = self.layers[index]
+        layer.z = z
+        a = layer.a = activations.forward(layer.activation, z)
+        for later in self.layers[index + 1:]:
+            a = later.forward(a)
+        return a
+
+    def _guard_backward(self, layer, i, incoming_ok) -> bool:
+        if self.nonfinite and self.nonfinite[0].phase == "backward":
+            return False
+        tensors = [("delta", layer.delta)] + [("d" + k, g) for k, g in layer.grads.items()]
+        for name, arr in tensors:
+            if not guard.is_finite(arr):
+                self.nonfinite.append(guard.report("backward", layer, i, name, arr, incoming_ok))
+                return False
+        return incoming_ok
+
+    def backward(self, t) -> float:
+        for _ in self.iter_backward(t):
+            pass
+        return self.loss_value
+
+    @property
+    def input_grad(self):
+        """∂loss/∂x of the last backward pass (computed on first use)."""
+        first = self.layers[0]
+        if first.delta is None:
+            return None
+        if self._input_grad is None:
+            self._input_grad = first.input_gradient()
+        return self._input_grad
+
+    @property
+    def first_nonfinite(self):
+        return self.nonfinite[0] if self.nonfinite else None
+
+    # ----- files ---------------------------------------------------------------------------
+    def save(self, path, optimizer=None, step: int | None = None) -> None:
+        from .fileformat import save_network
+        save_network(path, self, optimizer=optimizer, step=step)
+
+    @classmethod
+    def load(cls, path) -> "Network":
+        from .fileformat import load_network
+        return load_network(path).network
+
+    def __repr__(self) -> str:
+        inner = ", ".join(l.describe() for l in self.layers)
+        return f"Network({shape_text(self.input_shape)} → [{inner}], loss={self.loss})"

@@ -1,0 +1,138 @@
+"""SGD with clipping, L2 weight decay and momentum; every update is recorded.
+
+For each parameter:  g = clip(∂loss/∂W)  (by value, then by global norm),
+ΔW = −η (g + λW) (λ applies to weights "W" only, not biases), with momentum μ:
+v ← μ v + ΔW and the update is v. The record keeps W before, g, λW, ΔW and W after, so the
+app can show all of them. A non-finite update is never applied.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import guard
+from .errors import NonFiniteError, SettingsError
+
+
+def _number(value, name: str, rule: str, ok) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{name} {value!r} is not a number; it must be {rule}") from None
+    if not math.isfinite(v) or not ok(v):
+        raise SettingsError(f"{name} {value!r} is out of range; it must be {rule}")
+    return v
+
+
+def _optional(value, name):
+    if value is None:
+        return None
+    return _number(value, name, "a finite number > 0 (or off)", lambda v: v > 0)
+
+
+@dataclass
+class ParamUpdate:
+    """One parameter's update: ``after = before + update``, ``update = −η(grad + decay)``
+    (plus momentum)."""
+    before: np.ndarray
+    raw_grad: np.ndarray     # ∂loss/∂W before clipping
+    grad: np.ndarray         # the gradient used, after clipping
+    decay: np.ndarray | None  # λW (None where L2 does not apply)
+    update: np.ndarray       # ΔW actually applied
+    after: np.ndarray
+    clipped: int = 0         # elements changed by value clipping
+
+
+@dataclass
+class UpdateRecord:
+    lr: float
+    l2: float
+    momentum: float
+    grad_norm: float                 # global ‖∂loss/∂θ‖ before norm clipping
+    clip_factor: float               # global norm-clipping factor (1.0 when none)
+    layers: list[dict[str, ParamUpdate]] = field(default_factory=list)
+
+
+class SGD:
+    def __init__(self, lr: float = 0.01, momentum: float = 0.0, l2: float = 0.0,
+                 clip_value: float | None = None, clip_norm: float | None = None):
+        self.configure(lr=lr, momentum=momentum, l2=l2, clip_value=clip_value,
+                       clip_norm=clip_norm)
+        self.velocity: dict = {}
+        self.steps = 0
+
+    def configure(self, **settings) -> None:
+        """Change settings, validated all together first (nothing changes on an error)."""
+        cur = self.settings() if hasattr(self, "lr") else {}
+        cur.update(settings)
+        unknown = set(cur) - {"lr", "momentum", "l2", "clip_value", "clip_norm"}
+        if unknown:
+            raise SettingsError(f"optimiser: unknown setting(s) {', '.join(sorted(unknown))}")
+        lr = _number(cur["lr"], "learning rate", "a finite number > 0", lambda v: v > 0)
+        mom = _number(cur["momentum"], "momentum", "in [0, 1)", lambda v: 0 <= v < 1)
+        l2 = _number(cur["l2"], "L2", "a finite number ≥ 0", lambda v: v >= 0)
+        cv = _optional(cur["clip_value"], "clip value")
+        cn = _optional(cur["clip_norm"], "clip norm")
+        self.lr, self.momentum, self.l2, self.clip_value, self.clip_norm = lr, mom, l2, cv, cn
+
+    def settings(self) -> dict:
+        return {"lr": self.lr, "momentum": self.momentum, "l2": self.l2,
+                "clip_value": self.clip_value, "clip_norm": self.clip_norm}
+
+    def reset(self) -> None:
+        self.velocity.clear()
+        self.steps = 0
+
+    def _clipped(self, net):
+        """Per layer {key: (raw, used, count)} and the global-norm numbers."""
+        out, sq = [], 0.0
+        for layer in net.layers:
+            row = {}
+            for k, g in layer.grads.items():
+                used, count = g, 0
+                if self.clip_value is not None:
+                    used = np.clip(g, -self.clip_value, self.clip_value)
+                    count = int(np.count_nonzero(used != g))
+                sq += float(np.vdot(used, used))
+                row[k] = [g, used, count]
+            out.append(row)
+        norm = math.sqrt(sq)
+        factor = 1.0
+        if self.clip_norm is not None and norm > self.clip_norm:
+            factor = self.clip_norm / norm
+            for row in out:
+                for entry in row.values():
+                    entry[1] = entry[1] * factor
+        return out, norm, factor
+
+    def step(self, net) -> UpdateRecord:
+        """Apply one update from the gradients of the last backward pass; return its record."""
+        if any(l.params and l.delta is None for l in net.layers):
+            raise SettingsError("update: no gradients yet; run forward and backward first")
+        clipped, norm, factor = self._clipped(net)
+        record = UpdateRecord(self.lr, self.l2, self.momentum, norm, factor)
+        new_velocity = {}
+        for layer, row in zip(net.layers, clipped):
+            entry = {}
+            for k, (raw, g, count) in row.items():
+                W = layer.params[k]
+                decay = self.l2 * W if (k == "W" and self.l2 > 0) else None
+                step = -self.lr * (g if decay is None else g + decay)
+                if self.momentum > 0:
+                    v = self.velocity.get((layer.index, k))
+                    if v is not None and v.shape == step.shape:
+                        step = self.momentum * v + step
+                    new_velocity[(layer.index, k)] = step
+                after = W + step
+                if not guard.is_finite(after):
+                    raise NonFiniteError(guard.report("update", layer, layer.index, k, after))
+                entry[k] = ParamUpdate(W, raw, g, decay, step, after, count)
+            record.layers.append(entry)
+        for layer, entry in zip(net.layers, record.layers):   # all finite: apply together
+            for k, u in entry.items():
+                layer.params[k] = u.after
+        self.velocity.update(new_velocity)
+        self.steps += 1
+        return record
