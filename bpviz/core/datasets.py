@@ -47,6 +47,7 @@ class Dataset:
     classes: tuple[str, ...]
     description: str
     attribution: str = ""
+    t: np.ndarray | None = None     # explicit per-sample targets (N, ...) replacing the labels
 
     def __post_init__(self) -> None:
         x = np.array(self.x, dtype=np.float64)
@@ -58,7 +59,14 @@ class Dataset:
             raise DatasetError(f"dataset {self.name!r}: labels must lie in "
                                f"0..{len(self.classes) - 1}")
         x.flags.writeable = y.flags.writeable = False
-        for field, value in (("x", x), ("y", y), ("classes", tuple(self.classes))):
+        t = self.t
+        if t is not None:
+            t = np.array(t, dtype=np.float64)
+            if t.ndim < 1 or len(t) != len(x) or not np.all(np.isfinite(t)):
+                raise DatasetError(f"dataset {self.name!r}: targets t {t.shape} must be finite "
+                                   f"with one row per sample ({len(x)})")
+            t.flags.writeable = False
+        for field, value in (("x", x), ("y", y), ("classes", tuple(self.classes)), ("t", t)):
             object.__setattr__(self, field, value)
 
     @property
@@ -280,7 +288,11 @@ def load_dataset(name: str, n: int | None = None, seed: int = 0,
         if n is not None:
             n = _check_int(name, "n", n, 1, len(y))   # the first n samples, in file order
             x, y = x[:n], y[:n]
-        return Dataset(name, x, y, classes, description, attribution)
+        t = None
+        if name == "reference":     # MSE (sum) target whose output error a − t is MATH.md's δ
+            case = reference_case()
+            t = case["out"] - case["delta"]
+        return Dataset(name, x, y, classes, description, attribution, t)
     build, default_n, default_noise, classes, description = _GENERATED[name]
     n = default_n if n is None else _check_int(name, "n", n, len(classes), MAX_GENERATED)
     if noise is None:
@@ -425,13 +437,13 @@ def _parse_idx(path, magic: int, what: str) -> np.ndarray:
     data = _read_capped(path)
     ndim = magic & 0xFF
     header = 4 + 4 * ndim
+    found = struct.unpack(">I", data[:4])[0] if len(data) >= 4 else None
+    if found is not None and found != magic:
+        raise _fail(path, f"magic number 0x{found:08X} is not 0x{magic:08X} (idx {what}, "
+                          "unsigned bytes)")
     if len(data) < header:
         raise _fail(path, f"file damaged: {len(data)} bytes is shorter than the {header}-byte "
                           f"idx {what} header")
-    (found,) = struct.unpack(">I", data[:4])
-    if found != magic:
-        raise _fail(path, f"magic number 0x{found:08X} is not 0x{magic:08X} (idx {what}, "
-                          "unsigned bytes)")
     dims = struct.unpack(f">{ndim}I", data[4:header])
     if 0 in dims:
         raise _fail(path, f"header dimensions {dims} must all be > 0")

@@ -142,7 +142,28 @@ def _read_array(path, zf, name, expected_shape):
             raise FileFormatError(f"{path}: {name} has shape {tuple(shape)}; the stored "
                                   f"architecture needs {tuple(expected_shape)}")
     with zf.open(name) as fh:
-        return np.lib.format.read_array(fh, allow_pickle=False)
+        try:
+            return np.lib.format.read_array(fh, allow_pickle=False)
+        except ValueError as exc:           # e.g. data shorter than the header says
+            raise _damaged(path, f"{name}: {exc}") from None
+
+
+def _param_count(architecture) -> int:
+    """Parameters the architecture would allocate, from its shapes alone (nothing built)."""
+    from .layers import layer_from_config
+    from .network import infer_shapes
+    layers = architecture["layers"]
+    shapes = [tuple(architecture["input_shape"])] + infer_shapes(architecture["input_shape"],
+                                                                  layers)
+    total = 0
+    for i, cfg in enumerate(layers):
+        layer = layer_from_config(cfg, i)
+        if layer.kind == "Dense":
+            total += layer.units * (shapes[i][0] + 1)
+        elif layer.kind == "Conv2D":
+            kh, kw = layer.kernel_size
+            total += layer.filters * (shapes[i][0] * kh * kw + 1)
+    return total
 
 
 def load_network(path) -> LoadedFile:
@@ -161,7 +182,13 @@ def load_network(path) -> LoadedFile:
             _check_sizes(path, zf.infolist())
             meta = _read_meta(path, zf)
             try:
+                count = _param_count(meta["architecture"])
+                if count * 8 > MAX_TOTAL_BYTES:     # refuse before allocating anything
+                    raise FileFormatError(f"{path}: the architecture has {count} parameters; "
+                                          f"the cap is {MAX_TOTAL_BYTES // 8}")
                 net = Network.from_config(meta["architecture"])
+            except FileFormatError:
+                raise
             except (BpvizError, KeyError, TypeError, AttributeError) as exc:
                 raise FileFormatError(f"{path}: architecture invalid: {exc}") from None
             expected = {entry_name(i, k) for i, l in enumerate(net.layers) for k in l.params}

@@ -41,7 +41,7 @@ def targets(loss: str, t, out_shape: tuple, dtype) -> np.ndarray:
         else:
             if not np.all(np.isfinite(t)) or not np.all(np.mod(t, 1) == 0):
                 bad = t[~np.isfinite(t) | (np.mod(np.nan_to_num(t), 1) != 0)][0]
-                raise TargetError(f"targets: label {bad!r} is not a whole number; "
+                raise TargetError(f"targets: label {float(bad)!r} is not a whole number; "
                                   f"class labels must be integers 0 … {k - 1}")
             labels = t.astype(np.int64)
             wrong = (labels < 0) | (labels >= k)

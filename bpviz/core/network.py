@@ -41,6 +41,15 @@ def _input_shape(shape) -> tuple:
     return tuple(int(s) for s in shape)
 
 
+def _seed(seed):
+    if seed is None:
+        return None
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise LayerConfigError(f"network: seed {seed!r} must be a whole number ≥ 0 "
+                               f"(or None for a random start)")
+    return int(seed)
+
+
 def infer_shapes(input_shape, layers) -> list[tuple]:
     """Output shape of every layer; raises naming the first layer that cannot be built."""
     shapes, shape = [], _input_shape(input_shape)
@@ -57,8 +66,8 @@ class Network:
     def __init__(self, input_shape, layers, loss: str = "mse", seed: int | None = 0,
                  dtype=np.float64, reduction: str = "mean"):
         self.dtype = _dtype(dtype)
-        self.seed = seed
-        self._rng = np.random.default_rng(seed)
+        self.seed = _seed(seed)
+        self._rng = np.random.default_rng(self.seed)
         self.loss = self._check_loss(loss)
         self.reduction = self._check_reduction(reduction)
         self.input_shape = _input_shape(input_shape)
@@ -244,7 +253,8 @@ class Network:
         self.nonfinite, self.loss_value, self._x = [], None, x
         a = x
         for i, layer in enumerate(self.layers):
-            a = layer.forward(a)
+            with np.errstate(over="ignore", invalid="ignore"):   # the guard reports instead
+                a = layer.forward(a)
             if not self.nonfinite:
                 for name in ("z", "a"):
                     arr = getattr(layer, name)
@@ -264,15 +274,16 @@ class Network:
         if out.a is None:
             raise TargetError("backward: run forward first; there is no output to compare")
         self.loss_value, grad, fused = self._output_error(t)
-        incoming_ok = np.isfinite(self.loss_value)
+        incoming_ok = bool(np.isfinite(self.loss_value))
         for i in range(len(self.layers) - 1, -1, -1):
             layer = self.layers[i]
             need_dx = i > 0
-            if fused:
-                grad = layer.backward_delta(grad, need_dx)
-                fused = False
-            else:
-                grad = layer.backward(grad, need_dx)
+            with np.errstate(over="ignore", invalid="ignore"):
+                if fused:
+                    grad = layer.backward_delta(grad, need_dx)
+                    fused = False
+                else:
+                    grad = layer.backward(grad, need_dx)
             incoming_ok = self._guard_backward(layer, i, incoming_ok)
             yield i
         self._input_grad = None

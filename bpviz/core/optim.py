@@ -111,6 +111,10 @@ class SGD:
         """Apply one update from the gradients of the last backward pass; return its record."""
         if any(l.params and l.delta is None for l in net.layers):
             raise SettingsError("update: no gradients yet; run forward and backward first")
+        with np.errstate(over="ignore", invalid="ignore"):   # non-finite is reported below
+            return self._step(net)
+
+    def _step(self, net) -> UpdateRecord:
         clipped, norm, factor = self._clipped(net)
         record = UpdateRecord(self.lr, self.l2, self.momentum, norm, factor)
         new_velocity = {}

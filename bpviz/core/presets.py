@@ -41,14 +41,17 @@ REDUCTIONS = ("mean", "sum")
 MODES = ("sample", "mini-batch", "full-batch")
 DTYPES = ("float64", "float32")
 
-# layer type -> {key: (kind, required)}; kinds are checked by _check_layer_value
+# layer type -> {key: (kind, required)}. Kinds: "count" an int >= 1; "size" an int >= 1 or an
+# [h, w] pair of them ("size?" also null); "pad" the same with >= 0; "flag" true/false.
+_POOL = {"size": ("size", True), "stride": ("size?", False), "padding": ("pad", False),
+         "ceil_mode": ("flag", False)}
 LAYER_KEYS: dict[str, dict[str, tuple[str, bool]]] = {
-    "Dense": {"units": ("positive", True), "activation": ("activation", False)},
-    "Conv2D": {"filters": ("positive", True), "kernel_size": ("positive", True),
-               "stride": ("positive", False), "padding": ("non-negative", False),
+    "Dense": {"units": ("count", True), "activation": ("activation", False)},
+    "Conv2D": {"filters": ("count", True), "kernel_size": ("size", True),
+               "stride": ("size", False), "padding": ("pad", False),
                "activation": ("activation", False)},
-    "MaxPool2D": {"size": ("positive", True), "stride": ("positive or null", False)},
-    "AvgPool2D": {"size": ("positive", True), "stride": ("positive or null", False)},
+    "MaxPool2D": _POOL,
+    "AvgPool2D": _POOL,
     "Flatten": {},
 }
 TOP_REQUIRED = ("format", "name", "title", "input_shape", "loss", "layers", "dataset",
@@ -158,16 +161,32 @@ def _check_layer(c: _Checker, i: int, layer: Any) -> dict:
     required = ["type"] + [k for k, (_, req) in spec.items() if req]
     c.keys(field, layer, required, [k for k, (_, req) in spec.items() if not req])
     for key, value in layer.items():
-        if key == "type":
-            continue
-        rule, where = spec[key][0], f"{field}.{key}"
-        if rule == "activation":
-            c.choice(where, value, ACTIVATIONS)
-        elif rule == "non-negative":
-            c.integer(where, value, 0)
-        elif not (rule == "positive or null" and value is None):
-            c.integer(where, value, 1)
-    return dict(layer)
+        if key != "type":
+            _check_layer_value(c, f"{field}.{key}", spec[key][0], value)
+    return copy.deepcopy(layer)
+
+
+def _check_layer_value(c: _Checker, where: str, kind: str, value: Any) -> None:
+    if kind == "activation":
+        c.choice(where, value, ACTIVATIONS)
+    elif kind == "flag":
+        if not isinstance(value, bool):
+            raise c.fail(where, value, "must be true or false")
+    elif kind == "count":
+        c.integer(where, value, 1)
+    elif not (kind == "size?" and value is None):
+        low = 0 if kind == "pad" else 1
+        if isinstance(value, list) and len(value) == 2:
+            for j, v in enumerate(value):
+                c.integer(f"{where}[{j}]", v, low)
+        elif isinstance(value, list) or not isinstance(value, int) or isinstance(value, bool):
+            raise c.fail(where, value, f"must be an integer >= {low} or an [h, w] pair of them")
+        else:
+            c.integer(where, value, low)
+
+
+def _pair(value: int | list) -> tuple[int, int]:
+    return tuple(value) if isinstance(value, list) else (value, value)
 
 
 def _check_array(c: _Checker, field: str, value: Any, ndim: int) -> np.ndarray:
@@ -197,26 +216,32 @@ def _check_params(c: _Checker, params: Any, layers: tuple, input_shape: tuple) -
         conv = layer["type"] == "Conv2D"
         w = _check_array(c, f"{field}.W", value["W"], 4 if conv else 2)
         b = _check_array(c, f"{field}.b", value["b"], 1)
-        out = layer["filters"] if conv else layer["units"]
+        out, k = (layer["filters"], _pair(layer["kernel_size"])) if conv else (layer["units"], 0)
         first = int(key) == 0 and len(input_shape) == (3 if conv else 1)
         expected_in = input_shape[0] if first else max(w.shape[1], 1)
-        if conv and (w.shape[0], w.shape[2], w.shape[3]) != (out, layer["kernel_size"],
-                                                             layer["kernel_size"]):
-            raise c.fail(f"{field}.W", f"shape {w.shape}", f"must be ({out}, in_channels, "
-                         f"{layer['kernel_size']}, {layer['kernel_size']}) for layers[{key}]")
+        w_shape, where = _Text(f"shape {w.shape}"), f"{field}.W"
+        if conv and (w.shape[0], w.shape[2], w.shape[3]) != (out, *k):
+            raise c.fail(where, w_shape, f"must be ({out}, in_channels, {k[0]}, {k[1]})")
         if not conv and w.shape[0] != out:
-            raise c.fail(f"{field}.W", f"shape {w.shape}", f"must be ({out}, in_features)")
+            raise c.fail(where, w_shape, f"must be ({out}, in_features)")
         if w.shape[1] != expected_in:
-            raise c.fail(f"{field}.W", f"shape {w.shape}", f"input size must be {expected_in}"
+            raise c.fail(where, w_shape, f"input size must be {expected_in}"
                          + (" (from input_shape)" if first else " (> 0)"))
         if b.shape != (out,):
-            raise c.fail(f"{field}.b", f"shape {b.shape}", f"must have shape ({out},)")
+            raise c.fail(f"{field}.b", _Text(f"shape {b.shape}"), f"must have shape ({out},)")
     return copy.deepcopy(params)
 
 
-def _short(value: Any) -> str:
+class _Text(str):
+    """A value already formatted for a message (its repr is the text itself)."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def _short(value: Any) -> _Text:
     text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return _Text(text if len(text) <= 60 else text[:57] + "...")
 
 
 def _check_training(c: _Checker, t: Any) -> dict:
