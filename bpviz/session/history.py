@@ -23,7 +23,11 @@ class History:
         return len(self.loss)
 
     def record(self, step: int, net, loss: float, accuracy: float | None) -> None:
-        """One row after a completed backward pass."""
+        """One row after a completed backward pass (a recomputed pass replaces its row)."""
+        if self.steps and self.steps[-1] == step:
+            for column in (self.steps, self.loss, self.accuracy, self.grad_norms,
+                           self.delta_norms):
+                column.pop()
         self.steps.append(step)
         self.loss.append(float(loss))
         self.accuracy.append(math.nan if accuracy is None else float(accuracy))
@@ -35,7 +39,8 @@ class History:
         shape = (0, layers)
         g = np.array(self.grad_norms, dtype=float) if self.grad_norms else np.empty(shape)
         d = np.array(self.delta_norms, dtype=float) if self.delta_norms else np.empty(shape)
-        return (np.array(self.loss, dtype=float), np.array(self.accuracy, dtype=float), g, d)
+        return (np.array(self.steps, dtype=np.int64), np.array(self.loss, dtype=float),
+                np.array(self.accuracy, dtype=float), g, d)
 
     def to_csv(self, names: list[str]) -> str:
         """Step, loss, accuracy, then ‖∂loss/∂W‖ and ‖δ‖ for every layer."""

@@ -333,8 +333,9 @@ class Session:
         out = net.layers[-1]
         has_output = out.a is not None
         targets = np.asarray(dataset_targets(self.dataset))
-        layers = tuple(layer_snapshot(l, sample, u) for l, u in zip(net.layers, last))
-        loss_h, acc_h, g_h, d_h = self.history.arrays(len(net.layers))
+        factor = self.last_update.clip_factor if self.last_update else 1.0
+        layers = tuple(layer_snapshot(l, sample, u, factor) for l, u in zip(net.layers, last))
+        steps_h, loss_h, acc_h, g_h, d_h = self.history.arrays(len(net.layers))
         idx = int(self.batch[sample])
         input_grad = None
         if net.layers[0].delta is not None:
@@ -345,5 +346,6 @@ class Session:
             x=np.array(self.dataset.x[idx], copy=True), target=np.array(targets[idx]),
             output=np.array(out.a[sample], copy=True) if has_output else None,
             loss=self.loss, accuracy=self.acc, input_grad=input_grad, layers=layers,
-            loss_history=loss_h, accuracy_history=acc_h, grad_norm_history=g_h,
-            delta_norm_history=d_h, nonfinite=net.first_nonfinite, lr=self.optimizer.lr)
+            history_steps=steps_h, loss_history=loss_h, accuracy_history=acc_h, grad_norm_history=g_h,
+            delta_norm_history=d_h, nonfinite=net.first_nonfinite, lr=self.optimizer.lr,
+            classes=tuple(self.dataset.classes))

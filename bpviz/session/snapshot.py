@@ -27,10 +27,13 @@ def _copy(arr, sample=None):
 @dataclass(frozen=True)
 class ParamSnapshot:
     before: np.ndarray
+    raw_grad: np.ndarray      # ∂loss/∂W before clipping
     grad: np.ndarray          # ∂loss/∂W after clipping (the gradient used)
     decay: np.ndarray | None  # λW
     update: np.ndarray        # ΔW applied
     after: np.ndarray
+    clipped: int              # elements changed by clipping by value
+    clip_factor: float        # global norm-clipping factor of that update (1.0 when none)
 
 
 @dataclass(frozen=True)
@@ -67,24 +70,28 @@ class Snapshot:
     accuracy: float | None
     input_grad: np.ndarray | None
     layers: tuple
+    history_steps: np.ndarray        # step number of each history row
     loss_history: np.ndarray
     accuracy_history: np.ndarray
     grad_norm_history: np.ndarray    # (steps, layers) ‖∂loss/∂W‖, nan for parameter-free layers
     delta_norm_history: np.ndarray   # (steps, layers) ‖δ‖
     nonfinite: object = None         # NonFiniteReport or None
     lr: float = 0.0
+    classes: tuple = ()              # dataset class names (index = label)
 
     def layer_snapshot(self, index: int) -> LayerSnapshot:
         return self.layers[index]
 
 
-def layer_snapshot(layer, sample: int, last_update: dict | None) -> LayerSnapshot:
+def layer_snapshot(layer, sample: int, last_update: dict | None,
+                   clip_factor: float = 1.0) -> LayerSnapshot:
     has_grads = layer.delta is not None
     grads = {k: _copy(v) for k, v in layer.grads.items()} if has_grads else {}
     updates = {}
     for k, u in (last_update or {}).items():
-        updates[k] = ParamSnapshot(_copy(u.before), _copy(u.grad), _copy(u.decay),
-                                   _copy(u.update), _copy(u.after))
+        updates[k] = ParamSnapshot(_copy(u.before), _copy(u.raw_grad), _copy(u.grad),
+                                   _copy(u.decay), _copy(u.update), _copy(u.after),
+                                   u.clipped, clip_factor)
     gnorm = norm(layer.grads.get("W")) if has_grads and "W" in layer.grads else float("nan")
     return LayerSnapshot(
         layer.index, layer.kind, layer.describe(), layer.activation,
