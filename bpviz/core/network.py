@@ -7,6 +7,8 @@ stack first; a failed edit raises ``LayerConfigError`` and changes nothing.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import guard, losses
@@ -246,8 +248,12 @@ class Network:
             raise TargetError("input: contains NaN or Inf; every input value must be finite")
         return x
 
-    def iter_forward(self, x):
-        """Run the forward pass, yielding each layer's index once its z and a are set."""
+    def iter_forward(self, x, check_each: bool = True):
+        """Run the forward pass, yielding each layer's index once its z and a are set.
+
+        With ``check_each`` every layer is checked for NaN/Inf as it is computed; without, only
+        the output is, and the first bad layer is then looked for in order (same report).
+        """
         x = self.check_input(x)
         self._reset_pass()
         self.nonfinite, self.loss_value, self._x = [], None, x
@@ -255,21 +261,36 @@ class Network:
         for i, layer in enumerate(self.layers):
             with np.errstate(over="ignore", invalid="ignore"):   # the guard reports instead
                 a = layer.forward(a)
-            if not self.nonfinite:
-                for name in ("z", "a"):
-                    arr = getattr(layer, name)
-                    if not guard.is_finite(arr):
-                        self.nonfinite.append(guard.report("forward", layer, i, name, arr))
-                        break
+            if check_each:
+                self._check_forward(i)
             yield i
+        if not check_each and not guard.is_finite(a):
+            for i in range(len(self.layers)):
+                if not self._check_forward(i):
+                    break
+
+    def _check_forward(self, i) -> bool:
+        if self.nonfinite:
+            return False
+        layer = self.layers[i]
+        for name in ("z", "a"):
+            arr = getattr(layer, name)
+            if not guard.is_finite(arr):
+                self.nonfinite.append(guard.report("forward", layer, i, name, arr))
+                return False
+        return True
 
     def forward(self, x) -> np.ndarray:
-        for _ in self.iter_forward(x):
+        for _ in self.iter_forward(x, check_each=False):
             pass
         return self.layers[-1].a
 
-    def iter_backward(self, t):
-        """Loss and δ^L first, then each layer's gradients, yielding its index (last to first)."""
+    def iter_backward(self, t, check_each: bool = True):
+        """Loss and δ^L first, then each layer's gradients, yielding its index (last to first).
+
+        NaN/Inf checks as in ``iter_forward``: per layer, or (without ``check_each``) on the
+        loss and the first layer's δ, which every non-finite δ upstream reaches.
+        """
         out = self.layers[-1]
         if out.a is None:
             raise TargetError("backward: run forward first; there is no output to compare")
@@ -284,9 +305,15 @@ class Network:
                     fused = False
                 else:
                     grad = layer.backward(grad, need_dx)
-            incoming_ok = self._guard_backward(layer, i, incoming_ok)
+            if check_each:
+                incoming_ok = self._guard_backward(layer, i, incoming_ok)
             yield i
         self._input_grad = None
+        if not check_each and not (math.isfinite(self.loss_value)
+                                   and guard.is_finite(self.layers[0].delta)):
+            incoming_ok = math.isfinite(self.loss_value)
+            for i in range(len(self.layers) - 1, -1, -1):
+                incoming_ok = self._guard_backward(self.layers[i], i, incoming_ok)
 
     def _output_error(self, t):
         """(loss, gradient at the output, fused?) for the current output and targets t."""
@@ -326,7 +353,7 @@ class Network:
         return incoming_ok
 
     def backward(self, t) -> float:
-        for _ in self.iter_backward(t):
+        for _ in self.iter_backward(t, check_each=False):
             pass
         return self.loss_value
 

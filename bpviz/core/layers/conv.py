@@ -2,55 +2,87 @@
 
 Forward is im2col + one matmul. Backward: ∂W = δ correlated with the input (one matmul over
 the same columns), ∂b = Σ δ, and ∂x spreads each δ back over the pixels its window touched
-(col2im: one add per kernel offset).
+(a full correlation of the spread-out δ with the rotated kernel: one im2col, one matmul).
+Columns are laid out (C·kh·kw, N·OH·OW) so copies run over contiguous rows.
 """
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided
 
 from .base import Layer, int_pair, pair_text, positive_int
-from .windows import check_image_input, output_hw, window_slices
+from .windows import check_image_input, output_hw
 
 
 def pad_input(x, p):
+    """Zero-pad the two spatial axes (a preallocated copy: np.pad costs more at batch 1)."""
     if p == (0, 0):
         return x
-    return np.pad(x, ((0, 0), (0, 0), (p[0], p[0]), (p[1], p[1])))
+    n, c, h, w = x.shape
+    xp = np.zeros((n, c, h + 2 * p[0], w + 2 * p[1]), dtype=x.dtype)
+    xp[:, :, p[0]:p[0] + h, p[1]:p[1] + w] = x
+    return xp
+
+
+def windows(xp, k, s, out_hw):
+    """Read-only view (N, C, OH, OW, kh, kw) of every window, without copying."""
+    n, c = xp.shape[:2]
+    sn, sc, sh, sw = xp.strides
+    return as_strided(xp, (n, c, out_hw[0], out_hw[1], k[0], k[1]),
+                      (sn, sc, sh * s[0], sw * s[1], sh, sw), writeable=False)
 
 
 def im2col(xp, k, s, out_hw):
-    """Columns (N·OH·OW, C·kh·kw): row (n, i, j) holds the window under output (i, j)."""
-    win = sliding_window_view(xp, k, axis=(2, 3))[:, :, ::s[0], ::s[1]]
-    win = win[:, :, :out_hw[0], :out_hw[1]]
+    """Columns (C·kh·kw, N·OH·OW): column (n, i, j) holds the window under output (i, j).
+
+    This layout copies whole output rows at a time and lets ∂W and ∂x be plain matmuls.
+    """
+    win = windows(xp, k, s, out_hw)
     n, c = xp.shape[:2]
-    return win.transpose(0, 2, 3, 1, 4, 5).reshape(n * out_hw[0] * out_hw[1], c * k[0] * k[1])
+    return win.transpose(1, 4, 5, 0, 2, 3).reshape(c * k[0] * k[1], n * out_hw[0] * out_hw[1])
 
 
 def conv2d_forward(x, W, b, stride=(1, 1), padding=(0, 0)):
-    """z[n, f, i, j] = Σ_c Σ_m Σ_n x_pad[n, c, i·s + m, j·s + n] · W[f, c, m, n] + b[f]."""
+    """z[n, f, i, j] = Σ_c Σ_m Σ_n x_pad[n, c, i·s + m, j·s + n] · W[f, c, m, n] + b[f].
+
+    Returns z (an NCHW view of filter-major memory) and the columns, kept for ∂W.
+    """
     f, _, kh, kw = W.shape
     xp = pad_input(x, padding)
     oh = (xp.shape[2] - kh) // stride[0] + 1
     ow = (xp.shape[3] - kw) // stride[1] + 1
     cols = im2col(xp, (kh, kw), stride, (oh, ow))
-    z = cols @ W.reshape(f, -1).T
-    z += b
-    return z.reshape(len(x), oh, ow, f).transpose(0, 3, 1, 2), cols
+    z = W.reshape(f, -1) @ cols
+    z += b[:, None]
+    return z.reshape(f, len(x), oh, ow).transpose(1, 0, 2, 3), cols
+
+
+def filter_major(delta):
+    """δ as (F, N·OH·OW); free when δ already lies in filter-major memory (as z does)."""
+    return delta.transpose(1, 0, 2, 3).reshape(delta.shape[1], -1)
 
 
 def conv2d_backward_input(delta, W, input_hw, stride=(1, 1), padding=(0, 0)):
-    """∂loss/∂x: every δ[f, i, j] times the kernel weight that linked it to each pixel."""
+    """∂loss/∂x: every δ[f, i, j] times the kernel weight that linked it to each pixel.
+
+    As MATH.md says: insert s − 1 zeros between δ's entries (stride s), pad by k − 1, and
+    correlate with the kernel rotated by 180° (one im2col + one matmul); then drop the
+    padding rows and columns.
+    """
     n, f, oh, ow = delta.shape
     _, c, kh, kw = W.shape
-    d2 = delta.transpose(0, 2, 3, 1).reshape(-1, f)
-    dcols = (d2 @ W.reshape(f, -1)).reshape(n, oh, ow, c, kh, kw).transpose(0, 3, 1, 2, 4, 5)
-    h, w = input_hw
-    p = padding
-    dxp = np.zeros((n, c, h + 2 * p[0], w + 2 * p[1]), dtype=delta.dtype)
-    for m, k, sl in window_slices((kh, kw), stride, (oh, ow)):
-        dxp[sl] += dcols[:, :, :, :, m, k]
-    return dxp[:, :, p[0]:p[0] + h, p[1]:p[1] + w]
+    (sh, sw), (ph, pw), (h, w) = stride, padding, input_hw
+    dil_h, dil_w = (oh - 1) * sh + 1, (ow - 1) * sw + 1
+    spread = np.zeros((n, f, dil_h + 2 * (kh - 1), dil_w + 2 * (kw - 1)), dtype=delta.dtype)
+    spread[:, :, kh - 1:kh - 1 + dil_h:sh, kw - 1:kw - 1 + dil_w:sw] = delta
+    full_h, full_w = dil_h + kh - 1, dil_w + kw - 1       # rows of the padded input reached
+    cols = im2col(spread, (kh, kw), (1, 1), (full_h, full_w))   # (F·kh·kw, N·full_h·full_w)
+    rot = W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3).reshape(c, -1)
+    full = (rot @ cols).reshape(c, n, full_h, full_w)     # ∂loss/∂x_pad, channel-major
+    dx = np.zeros((n, c, h, w), dtype=delta.dtype)
+    rows, cols_ = min(h, full_h - ph), min(w, full_w - pw)
+    dx[:, :, :rows, :cols_] = full[:, :, ph:ph + rows, pw:pw + cols_].transpose(1, 0, 2, 3)
+    return dx
 
 
 class Conv2D(Layer):
@@ -95,10 +127,9 @@ class Conv2D(Layer):
         return z
 
     def param_grads(self, delta):
-        f = self.filters
-        d2 = delta.transpose(0, 2, 3, 1).reshape(-1, f)
-        self.grads["W"] = (d2.T @ self._cols).reshape(self.params["W"].shape)
-        self.grads["b"] = d2.sum(axis=0)
+        d2 = filter_major(delta)
+        self.grads["W"] = (d2 @ self._cols.T).reshape(self.params["W"].shape)
+        self.grads["b"] = d2.sum(axis=1)
 
     def input_gradient(self):
         return conv2d_backward_input(self.delta, self.params["W"], self.input_shape[1:],
