@@ -148,24 +148,6 @@ def _read_array(path, zf, name, expected_shape):
             raise _damaged(path, f"{name}: {exc}") from None
 
 
-def _param_count(architecture) -> int:
-    """Parameters the architecture would allocate, from its shapes alone (nothing built)."""
-    from .layers import layer_from_config
-    from .network import infer_shapes
-    layers = architecture["layers"]
-    shapes = [tuple(architecture["input_shape"])] + infer_shapes(architecture["input_shape"],
-                                                                  layers)
-    total = 0
-    for i, cfg in enumerate(layers):
-        layer = layer_from_config(cfg, i)
-        if layer.kind == "Dense":
-            total += layer.units * (shapes[i][0] + 1)
-        elif layer.kind == "Conv2D":
-            kh, kw = layer.kernel_size
-            total += layer.filters * (shapes[i][0] * kh * kw + 1)
-    return total
-
-
 def load_network(path) -> LoadedFile:
     """Read and fully validate a .bpviz file; raise FileFormatError naming what is wrong."""
     from .network import Network
@@ -182,13 +164,8 @@ def load_network(path) -> LoadedFile:
             _check_sizes(path, zf.infolist())
             meta = _read_meta(path, zf)
             try:
-                count = _param_count(meta["architecture"])
-                if count * 8 > MAX_TOTAL_BYTES:     # refuse before allocating anything
-                    raise FileFormatError(f"{path}: the architecture has {count} parameters; "
-                                          f"the cap is {MAX_TOTAL_BYTES // 8}")
+                # shape inference refuses oversized stacks before allocating anything
                 net = Network.from_config(meta["architecture"])
-            except FileFormatError:
-                raise
             except (BpvizError, KeyError, TypeError, AttributeError) as exc:
                 raise FileFormatError(f"{path}: architecture invalid: {exc}") from None
             expected = {entry_name(i, k) for i, l in enumerate(net.layers) for k in l.params}

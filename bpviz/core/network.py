@@ -52,12 +52,34 @@ def _seed(seed):
     return int(seed)
 
 
+MAX_VALUES_PER_SAMPLE = 2**24     # one layer's output for one sample
+MAX_PARAMS = 2**26                # all weights of the network
+
+
+def _weight_count(layer, input_shape) -> int:
+    if layer.kind == "Dense":
+        return layer.units * (input_shape[0] + 1)
+    if layer.kind == "Conv2D":
+        return layer.filters * (input_shape[0] * layer.kernel_size[0] * layer.kernel_size[1] + 1)
+    return 0
+
+
 def infer_shapes(input_shape, layers) -> list[tuple]:
-    """Output shape of every layer; raises naming the first layer that cannot be built."""
+    """Output shape of every layer; raises naming the first layer that cannot be built
+    (including one too large to allocate)."""
     shapes, shape = [], _input_shape(input_shape)
+    total = 0
     for i, layer in enumerate(layers):
         probe = layer_from_config(layer.config() if isinstance(layer, Layer) else layer, i)
+        total += _weight_count(probe, shape)
         shape = probe.infer(shape)
+        if math.prod(shape) > MAX_VALUES_PER_SAMPLE:
+            raise LayerConfigError(f"{probe.where()}: output {shape_text(shape)} has "
+                                   f"{math.prod(shape)} values per sample; the limit is "
+                                   f"{MAX_VALUES_PER_SAMPLE}")
+        if total > MAX_PARAMS:
+            raise LayerConfigError(f"{probe.where()}: the network would have {total} "
+                                   f"parameters; the limit is {MAX_PARAMS}")
         shapes.append(shape)
     return shapes
 
@@ -110,8 +132,10 @@ class Network:
         infer_shapes(input_shape, new_layers)            # raises before anything changes
         shape = input_shape
         for i, layer in enumerate(new_layers):
+            # A layer that was built for this input shape keeps its weights, also one that
+            # comes back into the stack (undo of a removal or replacement).
             keep = (layer.output_shape is not None and layer.input_shape == shape
-                    and layer.dtype == self.dtype and layer in self.layers)
+                    and layer.dtype == self.dtype)
             layer.index = i
             if keep:
                 layer.infer(shape)                       # refresh notes and messages

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bpviz.core import SGD, Network, NonFiniteError, Trainer, accuracy
+from bpviz.core import SGD, Network, NonFiniteError, Trainer, accuracy, losses
 from bpviz.core.datasets import Dataset, load_dataset
 from bpviz.core.errors import SettingsError, TargetError
 from bpviz.core.fileformat import load_network, save_network
@@ -240,6 +240,7 @@ class Session:
             raise TargetError(f"dataset {dataset.name}: {dataset.num_classes} classes but the "
                               f"output layer has {out[0]} units; give it at least "
                               f"{dataset.num_classes}")
+        losses.targets(self.net.loss, t, (len(dataset),) + tuple(out), self.net.dtype)
         if dataset.input_shape != self.net.input_shape:
             self.net.set_input_shape(dataset.input_shape)      # raises, changing nothing
             self._structure_changed()
