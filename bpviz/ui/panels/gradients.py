@@ -1,0 +1,255 @@
+"""GradientPanel: per-layer gradient magnitudes now, and their history — vanishing/exploding.
+
+Top: for the current step, two bars per layer, ‖∂loss/∂W‖ (layers with weights) and ‖δ‖ over
+the batch, on a log scale (bars are log10 values from a common floor; the axis prints powers
+of ten). Bottom: ‖∂loss/∂W‖ of every weighted layer over the recorded steps (log y, one
+coloured curve per layer, legend). The selected layer is highlighted in both; clicking a bar
+picks that layer (``layerPicked``). Norms come from the snapshot; nothing is recomputed.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+
+from . import colors
+from .base import backward_note, fmt
+from .plots import PlotsPanel
+
+HINT = "No gradients yet — run the backward pass (F11 steps it layer by layer, F10 a whole step)"
+BAR_W = 0.36
+
+
+class GradientPanel(PlotsPanel):
+    title = "Gradient magnitudes"
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.bars = self.add_plot(0, "this step: "
+                                  f"{colors.key_html(colors.GRAD_COLOR, '‖∂loss/∂W‖')} &nbsp;"
+                                  f"{colors.key_html(colors.DELTA_COLOR, '‖δ‖ (batch)')} (log)")
+        self.bars.setMenuEnabled(False)
+        self.bars.setMouseEnabled(x=False, y=False)
+        self.bars.disableAutoRange()
+        self.highlight = pg.LinearRegionItem((-0.5, 0.5), movable=False,
+                                             brush=pg.mkBrush(255, 200, 0, 60),
+                                             pen=pg.mkPen(None))
+        self.highlight.setZValue(-10)
+        self.bars.addItem(self.highlight, ignoreBounds=True)
+        self.grad_bars = pg.BarGraphItem(x=[], height=[], width=BAR_W, y0=0,
+                                         brush=colors.GRAD_COLOR, pen=pg.mkPen(None))
+        self.delta_bars = pg.BarGraphItem(x=[], height=[], width=BAR_W, y0=0,
+                                          brush=colors.DELTA_COLOR, pen=pg.mkPen(None))
+        self.bars.addItem(self.grad_bars)
+        self.bars.addItem(self.delta_bars)
+        self.waiting = pg.TextItem("no gradients in this step yet — run the backward pass",
+                                   anchor=(0.5, 0.5))
+        self.bars.addItem(self.waiting, ignoreBounds=True)
+        self.history = self.add_plot(1, "‖∂loss/∂W‖ per layer over steps (log)", steps=True)
+        self.history.setLogMode(y=True)
+        self.history_legend = self.history.addLegend(offset=(4, 4), labelTextSize="8pt",
+                                                     colCount=1)
+        self.curves: list[pg.PlotDataItem] = []
+        self._history_ticks = None
+        self._bar_key = None
+        self._selected = None
+        self._arch = None
+        self._labels = []
+        self._ticks = None
+        self.bars.getViewBox().sigResized.connect(self._fit_tick_labels)
+        self.body.show_hint(HINT)
+        self.apply_theme()
+
+    # ----- drawing ---------------------------------------------------------------------------
+    def _draw(self, snap) -> None:
+        layers = snap.layers
+        arch = tuple((l.index, l.kind) for l in layers)
+        if arch != self._arch:
+            self._rebuild(layers)
+        grad = np.array([l.grad_norm for l in layers], dtype=float)
+        delta = np.array([l.delta_norm for l in layers], dtype=float)
+        g_hist = np.asarray(snap.grad_norm_history, dtype=float)
+        if not np.isfinite(delta).any() and g_hist.shape[0] == 0:
+            self.body.show_hint(HINT)
+            self._displayed = {}
+            return
+        self.body.show_content()
+        self._draw_bars(grad, delta)
+        steps = getattr(snap, "history_steps", None)
+        steps = np.arange(g_hist.shape[0], dtype=float) if steps is None else \
+            np.asarray(steps, dtype=float)
+        old = self._displayed.get("grad_norm_history")
+        if old is None or not np.array_equal(old, g_hist, equal_nan=True) or \
+                not np.array_equal(self._displayed.get("steps"), steps):
+            self._draw_history(g_hist, steps)
+        self._select(self.layer_index)
+        note = backward_note(snap, self.layer_index) if np.isfinite(delta).any() else ""
+        self._set_header(_summary(layers, grad) + (f"  ({note})" if note else ""))
+        self._displayed = {"grad_norm": grad, "delta_norm": delta,
+                           "grad_norm_history": g_hist, "steps": steps}
+
+    def _draw_history(self, g_hist, steps) -> None:
+        for i, curve in self._curve_items():
+            y = g_hist[:, i] if g_hist.shape[0] else np.empty(0)
+            y = np.where(y > 0, y, np.nan)
+            self.mark_points(curve, y, colors.series_color(i))
+            curve.setData(steps, y, connect="finite")
+        positive = g_hist[np.isfinite(g_hist) & (g_hist > 0)]
+        if positive.size:
+            lo, hi = np.log10(positive.min()), np.log10(positive.max())
+            ticks = log_ticks(math.floor(lo), max(math.ceil(hi), math.floor(lo) + 1))
+            if ticks != self._history_ticks:
+                self._history_ticks = ticks
+                self.history.getAxis("left").setTicks(ticks)
+
+    def _draw_bars(self, grad, delta) -> None:
+        logs = [np.log10(v) for v in np.concatenate([grad, delta]) if np.isfinite(v) and v > 0]
+        floor = math.floor(min(logs)) if logs else -1.0        # whole decades: labelled ends
+        top = math.ceil(max(logs)) if logs else 0.0
+        for item, values, shift in ((self.grad_bars, grad, -BAR_W / 2),
+                                    (self.delta_bars, delta, BAR_W / 2)):
+            keep = np.flatnonzero(np.isfinite(values) & (values > 0))
+            item.setOpts(x=keep + shift, y0=floor, height=np.log10(values[keep]) - floor,
+                         width=BAR_W)
+        top = max(top, floor + 1)
+        if (floor, top, len(grad)) != self._bar_key:
+            self._bar_key = (floor, top, len(grad))
+            self.bars.setYRange(floor, top, padding=0.08)
+            self.bars.setXRange(-0.6, len(grad) - 0.4, padding=0)
+            self.bars.getAxis("left").setTicks(log_ticks(int(floor), int(top)))
+        self.waiting.setVisible(not logs)
+        if not logs:
+            self.waiting.setPos((len(grad) - 1) / 2, (floor + top) / 2)
+        self._grad, self._delta, self._floor = grad, delta, floor
+
+    def _rebuild(self, layers) -> None:
+        """New architecture: x-axis labels and one history curve per weighted layer."""
+        self._arch = tuple((l.index, l.kind) for l in layers)
+        legend = self.history_legend
+        for curve in self.curves:
+            if curve is not None:
+                self.history.removeItem(curve)
+                legend.removeItem(curve)
+        self.curves = []
+        for l in layers:
+            if "W" not in l.params:
+                self.curves.append(None)
+                continue
+            curve = pg.PlotDataItem(pen=pg.mkPen(colors.series_color(l.index), width=1.5),
+                                    name=f"{l.index} {l.kind}")
+            curve.setDownsampling(auto=True, method="peak")
+            curve.setClipToView(True)
+            self.history.addItem(curve)
+            self.curves.append(curve)
+        self._labels = [(l.index, l.kind) for l in layers]
+        self._fit_tick_labels()
+        self.apply_theme()
+
+    def legends(self) -> list:
+        return [self.history_legend]
+
+    def theme_changed(self, fg) -> None:
+        self.waiting.setColor(fg)
+
+    def _curve_items(self):
+        return [(i, c) for i, c in enumerate(self.curves) if c is not None]
+
+    def _fit_tick_labels(self, *args) -> None:
+        """'0 Conv2D' on one line when there is room, on two lines when the kind fits, else
+        the index only (hovering a bar names the layer)."""
+        if not self._labels:
+            return
+        axis = self.bars.getAxis("bottom")
+        room = (self.bars.getViewBox().width() or 600) / len(self._labels)
+        kind = max(len(k) for _, k in self._labels)
+        if room >= (kind + 3) * 7.5:
+            ticks, height = [(i, f"{i} {k}") for i, k in self._labels], None
+        elif room >= kind * 7.0:
+            ticks, height = [(i, f"{i}\n{k}") for i, k in self._labels], 36
+        else:
+            ticks, height = [(i, str(i)) for i, _ in self._labels], None
+        if ticks != self._ticks:
+            self._ticks = ticks
+            axis.setTicks([ticks])
+            axis.setHeight(height)
+
+    def _select(self, index: int) -> None:
+        if (index, self._arch) == self._selected:
+            return
+        self._selected = (index, self._arch)
+        self.highlight.setRegion((index - 0.5, index + 0.5))
+        for i, curve in self._curve_items():
+            pen = pg.mkPen(colors.series_color(i), width=3.5 if i == index else 1.5)
+            curve.setPen(pen)
+
+    def set_layer(self, index: int) -> None:
+        super().set_layer(index)
+        self._select(self.layer_index)
+
+    # ----- interaction -----------------------------------------------------------------------
+    def _hover(self, plot, x, y) -> str:
+        snap = self.last_snapshot
+        if snap is None or not snap.layers:
+            return ""
+        if plot is self.bars:
+            i = int(round(x))
+            if not 0 <= i < len(snap.layers):
+                return ""
+            l = snap.layers[i]
+            g = "no weights" if "W" not in l.params else f"‖∂loss/∂W‖ = {fmt(l.grad_norm)}"
+            return f"layer {i} {l.kind} · {g} · ‖δ‖ = {fmt(l.delta_norm)} (batch)"
+        hist = np.asarray(snap.grad_norm_history)
+        steps = self._displayed.get("steps")
+        if not hist.shape[0] or steps is None or not len(steps):
+            return ""
+        k = int(np.argmin(np.abs(steps - x)))
+        i = min(self.layer_index, hist.shape[1] - 1)
+        l = snap.layers[i]
+        return (f"step {fmt(steps[k])} · layer {i} {l.kind} · "
+                f"‖∂loss/∂W‖ = {fmt(hist[k, i])}")
+
+    def _clicked(self, plot, x, y) -> None:
+        snap = self.last_snapshot
+        if plot is self.bars and snap is not None:
+            i = int(round(x))
+            if 0 <= i < len(snap.layers):
+                self.layerPicked.emit(i)
+
+
+def _summary(layers, grad) -> str:
+    """Header: how many decades ‖∂loss/∂W‖ spans across the layers this step."""
+    pairs = [(l.index, g) for l, g in zip(layers, grad) if np.isfinite(g) and g > 0]
+    if len(pairs) < 2:
+        return "‖∂loss/∂W‖ and ‖δ‖ per layer"
+    first, last = pairs[0], pairs[-1]
+    logs = [np.log10(g) for _, g in pairs]
+    span = max(logs) - min(logs)
+    return (f"‖∂loss/∂W‖: layer {first[0]} {fmt(first[1])} … layer {last[0]} "
+            f"{fmt(last[1])} · spans {span:.1f} decades across layers")
+
+
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def power_text(value: float) -> str:
+    """0.01 … 1000 plainly, other powers of ten as 10⁻⁵; 2·10⁻⁵ style for multiples."""
+    exp = math.floor(math.log10(value) + 1e-9)
+    mant = round(value / 10 ** exp)
+    if -2 <= exp <= 3:
+        return f"{value:g}"
+    return ("" if mant == 1 else f"{mant}·") + "10" + str(exp).translate(_SUPERSCRIPT)
+
+
+def log_ticks(floor: int, top: int):
+    """Ticks for an axis of log10 values: decades labelled, 2× and 5× as minor ticks
+    (labelled too when the axis spans at most two decades)."""
+    stride = max(1, math.ceil((top - floor + 1) / 7))
+    decades = [(float(d), power_text(10.0 ** d) if (d - floor) % stride == 0 else "")
+               for d in range(floor, top + 1)]
+    minors = [(d + math.log10(m), power_text(m * 10.0 ** d))
+              for d in range(floor, top) for m in (2, 5)]
+    if top - floor <= 2:
+        return [decades + minors]
+    return [decades, [(p, "") for p, _ in minors]]
+

@@ -1,0 +1,115 @@
+"""LossPanel: loss and accuracy over the recorded steps, with the current values as text.
+
+Top: the loss of every recorded backward pass (thin) and its running mean over the last 10
+(thick), so the trend shows through mini-batch noise. Bottom: the batch accuracy on a fixed
+0–1 axis, x linked to the loss plot. Values come from the snapshot's history arrays.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+
+from . import colors
+from .base import fmt
+from .plots import PlotsPanel
+
+HINT = "No loss yet — finish a backward pass (F10 runs a whole step)"
+MEAN_WINDOW = 10
+LIGHT = pg.mkColor(235, 160, 150)        # every step, thin; the mean is LOSS_COLOR, thick
+
+
+class LossPanel(PlotsPanel):
+    title = "Loss and accuracy"
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.loss_plot = self.add_plot(
+            0, f"{colors.key_html(LIGHT, 'loss')} &nbsp;"
+               f"{colors.key_html(colors.LOSS_COLOR, f'mean of last {MEAN_WINDOW}')}", steps=True)
+        self.loss_plot.setLabel("bottom", None)            # the accuracy plot names the axis
+        self.loss_curve = self.loss_plot.plot(pen=pg.mkPen(LIGHT, width=1), connect="finite")
+        self.mean_curve = self.loss_plot.plot(pen=pg.mkPen(colors.LOSS_COLOR, width=2.5),
+                                              connect="finite")
+        self.acc_plot = self.add_plot(1, "accuracy (batch)", steps=True)
+        self.acc_curve = self.acc_plot.plot(pen=pg.mkPen(colors.ACC_COLOR, width=2),
+                                            connect="finite")
+        self.acc_plot.setYRange(-0.04, 1.04, padding=0)
+        self.acc_plot.setLimits(yMin=-0.05, yMax=1.05)
+        self.acc_plot.setMouseEnabled(y=False)
+        self.acc_plot.setXLink(self.loss_plot)
+        for curve in (self.loss_curve, self.mean_curve, self.acc_curve):
+            curve.setDownsampling(auto=True, method="peak")
+            curve.setClipToView(True)
+        self.glw.ci.layout.setRowStretchFactor(0, 3)
+        self.glw.ci.layout.setRowStretchFactor(1, 2)
+        self._has_acc = True
+        self.body.show_hint(HINT)
+        self.apply_theme()
+
+    def _draw(self, snap) -> None:
+        loss = np.asarray(snap.loss_history, dtype=float)
+        acc = np.asarray(snap.accuracy_history, dtype=float)
+        if loss.size == 0:
+            self.body.show_hint(HINT)
+            self._set_header(f"step {snap.step}")
+            self._displayed = {}
+            return
+        self.body.show_content()
+        steps = getattr(snap, "history_steps", None)
+        steps = np.arange(loss.size, dtype=float) if steps is None else \
+            np.asarray(steps, dtype=float)
+        d = self._displayed
+        if d and np.array_equal(d["loss"], loss, equal_nan=True) and \
+                np.array_equal(d["accuracy"], acc, equal_nan=True) and \
+                np.array_equal(d["steps"], steps):
+            self._set_header(_current(snap, loss, acc, d["loss_mean"]))
+            return                                   # same history: nothing to push
+        mean = running_mean(loss, MEAN_WINDOW)
+        self.mark_points(self.loss_curve, loss, colors.LOSS_COLOR)
+        self.mark_points(self.acc_curve, acc, colors.ACC_COLOR)
+        self.loss_curve.setData(steps, loss)
+        self.mean_curve.setData(steps, mean)
+        self.mean_curve.setVisible(loss.size >= MEAN_WINDOW)
+        has_acc = bool(np.isfinite(acc).any())
+        self.acc_curve.setData(steps, acc if has_acc else np.full_like(loss, np.nan))
+        if has_acc != self._has_acc:
+            self._has_acc = has_acc
+            self.set_title(self.acc_plot, "accuracy (batch)" if has_acc else
+                           "accuracy — not defined for this loss/target")
+        self._set_header(_current(snap, loss, acc, mean))
+        self._displayed = {"loss": loss, "accuracy": acc, "steps": steps, "loss_mean": mean}
+
+    def _hover(self, plot, x, y) -> str:
+        d = self._displayed
+        if not d:
+            return ""
+        k = int(np.argmin(np.abs(d["steps"] - x)))
+        acc = d["accuracy"][k]
+        acc_text = f" · accuracy = {fmt(acc)}" if np.isfinite(acc) else ""
+        return f"step {fmt(d['steps'][k])} · loss = {fmt(d['loss'][k])}{acc_text}"
+
+
+def running_mean(values: np.ndarray, window: int) -> np.ndarray:
+    """Mean of the last ``window`` finite values at each position (shorter at the start)."""
+    v = np.where(np.isfinite(values), values, 0.0)
+    n = np.isfinite(values).astype(float)
+    cv, cn = np.cumsum(np.insert(v, 0, 0.0)), np.cumsum(np.insert(n, 0, 0.0))
+    idx = np.arange(1, len(values) + 1)
+    lo = np.maximum(idx - window, 0)
+    count = cn[idx] - cn[lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, (cv[idx] - cv[lo]) / count, np.nan)
+
+
+def _current(snap, loss, acc, mean) -> str:
+    parts = [f"step {snap.step}"]
+    if snap.loss is not None:
+        parts.append(f"loss {fmt(snap.loss)}")
+    else:
+        parts.append(f"last loss {fmt(loss[-1])}")
+    if loss.size >= MEAN_WINDOW:
+        parts.append(f"mean of last {MEAN_WINDOW} {fmt(mean[-1])}")
+    a = snap.accuracy if snap.accuracy is not None else acc[-1]
+    if a is not None and np.isfinite(a):
+        parts.append(f"accuracy {a:.1%} (batch of {len(snap.batch_indices)})")
+    return " · ".join(parts)

@@ -1,0 +1,120 @@
+"""PlotsPanel: the shared frame of the two plot panels (gradient magnitudes, loss).
+
+One ``GraphicsLayoutWidget`` holding PlotItems, styled from the application palette; hover over
+any plot is turned into a read-out by the subclass's ``_hover(plot, x, y)``. Titles double as
+legends (coloured keys) and never force the panel wider than its dock; step axes tick whole
+steps only.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QEvent
+
+from . import colors
+from .base import Panel
+
+
+SYMBOLS_UP_TO = 30
+
+
+class StepAxis(pg.AxisItem):
+    """A bottom axis for step numbers: no tick spacing below 1."""
+
+    def tickSpacing(self, minVal, maxVal, size):
+        levels = [(sp, off) for sp, off in super().tickSpacing(minVal, maxVal, size) if sp >= 1]
+        return levels or [(1.0, 0.0)]
+
+
+class PlotsPanel(Panel):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.glw = pg.GraphicsLayoutWidget()
+        self.glw.ci.setContentsMargins(4, 4, 4, 4)
+        self.plots: list[pg.PlotItem] = []
+        self._titles: dict[int, str] = {}
+        self.body.set_content(self.glw)
+        self.glw.scene().sigMouseMoved.connect(self._mouse_moved)
+        self.glw.scene().sigMouseClicked.connect(self._mouse_clicked)
+
+    def add_plot(self, row: int, title: str, steps: bool = False) -> pg.PlotItem:
+        axes = {"bottom": StepAxis("bottom")} if steps else None
+        if steps:
+            axes["bottom"].enableAutoSIPrefix(False)
+        plot = self.glw.addPlot(row=row, col=0, axisItems=axes)
+        plot.hideButtons()
+        plot.showGrid(x=False, y=True, alpha=0.25)
+        if steps:
+            plot.setLabel("bottom", "step")
+        self.plots.append(plot)
+        self._titles[id(plot)] = title
+        return plot
+
+    def set_title(self, plot: pg.PlotItem, html: str) -> None:
+        """Set a title (HTML allowed) in the theme's text colour; a long title is cut rather
+        than making the panel wider than its dock."""
+        self._titles[id(plot)] = html
+        _, fg, _ = colors.theme(self.palette())
+        plot.setTitle(html, color=fg)
+        plot.titleLabel.setMinimumWidth(0)
+
+    @staticmethod
+    def mark_points(curve: pg.PlotDataItem, y, color) -> None:
+        """Dots on short histories (a single step draws no line), none on long ones (nor on
+        all-NaN data, whose bounds the scatter item cannot compute)."""
+        y = np.asarray(y, dtype=float)
+        symbol = "o" if y.size <= SYMBOLS_UP_TO and np.isfinite(y).any() else None
+        if curve.opts["symbol"] != symbol:
+            curve.setSymbol(symbol)
+            curve.setSymbolSize(5)
+            curve.setSymbolPen(None)
+            curve.setSymbolBrush(color)
+
+    def _mouse_moved(self, pos) -> None:
+        for plot in self.plots:
+            vb = plot.getViewBox()
+            if vb.sceneBoundingRect().contains(pos):
+                p = vb.mapSceneToView(pos)
+                self._set_hover(self._hover(plot, p.x(), p.y()))
+                return
+
+    def _mouse_clicked(self, event) -> None:
+        for plot in self.plots:
+            vb = plot.getViewBox()
+            if vb.sceneBoundingRect().contains(event.scenePos()):
+                p = vb.mapSceneToView(event.scenePos())
+                self._clicked(plot, p.x(), p.y())
+                return
+
+    def _hover(self, plot, x: float, y: float) -> str:
+        return ""
+
+    def _clicked(self, plot, x: float, y: float) -> None:
+        pass
+
+    def changeEvent(self, event) -> None:
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
+            self.apply_theme()
+        super().changeEvent(event)
+
+    def apply_theme(self) -> None:
+        bg, fg, _ = colors.theme(self.palette())
+        self.glw.setBackground(bg)
+        for plot in self.plots:
+            colors.style_plot(plot, fg)
+            self.set_title(plot, self._titles.get(id(plot), ""))
+        for legend in self.legends():
+            legend.setLabelTextColor(fg)
+            for _, label in legend.items:            # setAttr alone does not re-render
+                label.setText(label.text)
+            fill = pg.mkColor(bg)
+            fill.setAlpha(200)
+            legend.setBrush(pg.mkBrush(fill))
+            legend.setPen(pg.mkPen(None))
+        self.theme_changed(fg)
+
+    def legends(self) -> list:
+        return [plot.legend for plot in self.plots if plot.legend is not None]
+
+    def theme_changed(self, fg) -> None:
+        """Hook for text that embeds colours (HTML titles)."""
