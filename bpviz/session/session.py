@@ -40,9 +40,20 @@ def dataset_targets(dataset: Dataset):
     return dataset.y if t is None else t
 
 
+class BreakpointHit(Exception):
+    """Raised by ``train_step`` when a breakpoint condition holds; the cursor stays there."""
+
+    def __init__(self, reason: str, phase: str, layer):
+        self.reason, self.phase, self.layer = reason, phase, layer
+        super().__init__(reason)
+
+
 class Session:
     def __init__(self, preset: str | Preset = DEFAULT_PRESET):
         self.events = Emitter()
+        # Conditions checked after every unit while any is set: callables
+        # ``condition(session) -> str | None`` returning why to stop (see bpviz.session.breakpoints).
+        self.breakpoints: list = []
         self.history = History()
         self.preset = load_preset(preset) if isinstance(preset, str) else preset
         self.net = network_from_preset(self.preset)
@@ -131,6 +142,7 @@ class Session:
         self.dirty = True
         if self.trainer.mode == "sample":
             self.sample_index = (self.sample_index + 1) % len(self.dataset)
+        self.events.emit("step", self.step_count)
 
     def _after_step_boundary(self) -> bool:
         return self.phase in ("idle", "update")
@@ -192,8 +204,27 @@ class Session:
 
     step = update
 
+    def check_breakpoints(self) -> str | None:
+        for condition in self.breakpoints:
+            reason = condition(self)
+            if reason:
+                return reason
+        return None
+
+    def _train_step_with_breakpoints(self) -> None:
+        """One step unit by unit, stopping (cursor left there) when a condition holds."""
+        start = self.step_count
+        while self.step_count == start:
+            self.step_into()
+            reason = self.check_breakpoints()
+            if reason:
+                raise BreakpointHit(reason, self.phase, self.layer)
+
     def train_step(self) -> None:
         """One whole step without announcing (continuous training)."""
+        if self.breakpoints:
+            self._train_step_with_breakpoints()
+            return
         if not self._after_step_boundary():
             self.update()
             return
