@@ -14,15 +14,16 @@ import numpy as np
 
 from . import guard
 from .errors import NonFiniteError, SettingsError
+from .layers.base import shown
 
 
 def _number(value, name: str, rule: str, ok) -> float:
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise SettingsError(f"{name} {value!r} is not a number; it must be {rule}") from None
+        raise SettingsError(f"{name} {shown(value)} is not a number; it must be {rule}") from None
     if not math.isfinite(v) or not ok(v):
-        raise SettingsError(f"{name} {value!r} is out of range; it must be {rule}")
+        raise SettingsError(f"{name} {shown(value)} is out of range; it must be {rule}")
     return v
 
 
@@ -134,7 +135,8 @@ class SGD:
                 # Weights are always finite (checked on load and on every update), so a
                 # finite gradient norm with no overflow risk proves ``after`` finite too.
                 if not safe and not guard.is_finite(after):
-                    raise NonFiniteError(guard.report("update", layer, layer.index, k, after))
+                    raise NonFiniteError(guard.report("update", layer, layer.index, k, after,
+                                                      created_here=math.isfinite(norm)))
                 entry[k] = ParamUpdate(W, raw, g, decay, step, after, count)
             record.layers.append(entry)
         for layer, entry in zip(net.layers, record.layers):   # all finite: apply together

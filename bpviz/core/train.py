@@ -74,7 +74,7 @@ class Trainer:
         n, size = len(self.x), self.effective_batch
         if self.mode == "full-batch":
             return np.arange(n)
-        if self._cursor + size > n:
+        if self._cursor >= n:            # a short last batch is kept (nothing skipped)
             self._order = self._rng.permutation(n) if self.shuffle else np.arange(n)
             self._cursor = 0
             self.epoch += 1

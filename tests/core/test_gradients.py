@@ -325,3 +325,15 @@ def test_two_backward_passes_are_bitwise_identical():
     for (d1, g1), (d2, g2) in zip(r1, r2):
         assert np.array_equal(d1, d2)
         assert g1.keys() == g2.keys() and all(np.array_equal(g1[k], g2[k]) for k in g1)
+
+
+def test_vanishing_gradients_are_not_flagged_as_wrong():
+    """A deep sigmoid stack's tiny but correct gradients pass (differences below FD noise)."""
+    from bpviz.core import Dense, Network, gradient_check
+    layers = [Dense(16, activation="sigmoid") for _ in range(8)] + [Dense(2, activation="softmax")]
+    net = Network((2,), layers, loss="cross_entropy", seed=3)
+    x = np.random.default_rng(0).normal(size=(4, 2))
+    report = gradient_check(net, x, np.array([0, 1, 0, 1]), max_coords=12, tensors=("W",))
+    first = report.results[0]
+    assert np.max(np.abs(first.analytic)) < 1e-4          # the gradient really has vanished
+    assert [r.status for r in report.results] == ["pass"] * len(report.results)

@@ -83,8 +83,6 @@ def test_minibatch_never_repeats_a_sample_within_an_epoch():
         assert len(seen) == len(set(seen))
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: Trainer drops the last n % batch samples of "
-                                       "every epoch (next_indices skips an incomplete batch)")
 def test_every_sample_visited_when_batch_does_not_divide_n():
     """Batch 5 over 12 samples: one epoch (3 batches, the last one short) covers all 12."""
     x, y = data()

@@ -17,10 +17,15 @@ def _is_int(value) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
+def shown(value) -> str:
+    """A value as a user typed it: NumPy scalars without their type wrapper."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
 def positive_int(value, field: str, where: str, minimum: int = 1) -> int:
     if not _is_int(value) or value < minimum:
         rule = "a whole number ≥ 1" if minimum == 1 else f"a whole number ≥ {minimum}"
-        raise LayerConfigError(f"{where}: {field} {value!r} must be {rule}")
+        raise LayerConfigError(f"{where}: {field} {shown(value)} must be {rule}")
     return int(value)
 
 
