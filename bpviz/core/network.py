@@ -388,7 +388,8 @@ class Network:
         if first.delta is None:
             return None
         if self._input_grad is None:
-            self._input_grad = first.input_gradient()
+            with np.errstate(over="ignore", invalid="ignore"):
+                self._input_grad = first.input_gradient()
         return self._input_grad
 
     @property
