@@ -14,6 +14,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
+
+_T0 = time.perf_counter()
 
 EXIT_USAGE = 2
 
@@ -92,6 +95,8 @@ def train(session, steps: int) -> str | None:
 
 
 def run(argv: list[str]) -> int:
+    global _T0
+    _T0 = time.perf_counter()
     try:
         args = parser().parse_args(argv)
     except SystemExit as exc:           # --help (0) or a usage error (2)
@@ -113,7 +118,7 @@ def run(argv: list[str]) -> int:
 
 
 def _gui(session, args) -> int:
-    from PySide6.QtCore import QCoreApplication, Qt
+    from PySide6.QtCore import QCoreApplication
     from PySide6.QtWidgets import QApplication
 
     QCoreApplication.setOrganizationName("bpviz")
@@ -124,7 +129,7 @@ def _gui(session, args) -> int:
     from bpviz.ui.main_window import MainWindow
 
     shot = args.screenshot
-    window = MainWindow(session, restore_layout=not shot)
+    window = MainWindow(session, restore_layout=not shot, lazy_panels=not shot)
     errors.install(lambda: window)
     if args.size:
         window.resize(*args.size)
@@ -140,11 +145,28 @@ def _gui(session, args) -> int:
     window.show()
     window.raise_()
     window.activateWindow()
-    if os.environ.get("BPVIZ_STARTUP_EXIT"):          # start-up timing (benchmarks, tests)
-        from PySide6.QtCore import QTimer
-        QTimer.singleShot(0, app.quit)
+    _startup_timing(app, window)
+    window.build_panels_later()          # the window answers while the panels appear
     code = app.exec()
     return int(code)
+
+
+def _startup_timing(app, window) -> None:
+    """BPVIZ_TIMING=1 prints when the window was shown and when every panel was drawn
+    (seconds since ``run()`` began); BPVIZ_STARTUP_EXIT=1 then quits (benchmarks, tests)."""
+    timing, leave = os.environ.get("BPVIZ_TIMING"), os.environ.get("BPVIZ_STARTUP_EXIT")
+    if not (timing or leave):
+        return
+    shown = time.perf_counter() - _T0
+
+    def ready():
+        app.processEvents()               # the last panel's first paint
+        if timing:
+            print(f"bpviz: window shown {shown:.2f} s, panels drawn "
+                  f"{time.perf_counter() - _T0:.2f} s", file=sys.stderr)
+        if leave:
+            app.quit()
+    window.panelsReady.connect(ready)
 
 
 def _fit_to_screen(window, app) -> None:
