@@ -139,8 +139,15 @@ def _menus(window, acts) -> None:
 def fill_view_menu(window, docks, toolbars) -> None:
     menu = window.view_menu
     menu.clear()
+    debugger = set(getattr(window, "debugger_names", ()))
     for dock in docks:
-        menu.addAction(dock.toggleViewAction())
+        if dock.objectName() not in debugger:
+            menu.addAction(dock.toggleViewAction())
+    if debugger:
+        sub = menu.addMenu("Gradient debugger")
+        for dock in docks:
+            if dock.objectName() in debugger:
+                sub.addAction(dock.toggleViewAction())
     menu.addSeparator()
     for bar in toolbars:
         menu.addAction(bar.toggleViewAction())
@@ -212,10 +219,12 @@ class LayoutMixin:
         self.splitDockWidget(fm, sens, H)
         self.splitDockWidget(kern, grad, H)
         self.splitDockWidget(grad, loss, H)
-        for extra in names[5:]:
+        for extra in list(names[5:]) + [n for n in getattr(self, "debugger_names", ())
+                                        if n not in names]:
             self.tabifyDockWidget(loss, d[extra])
-        for dock in d.values():
-            dock.show()
+        hidden = set(getattr(self, "debugger_names", ()))
+        for name, dock in d.items():
+            dock.setVisible(name not in hidden)     # the debugger's docks open from View
         (d["builderDock"] if self.compact else d["dataDock"]).raise_()
         self.toolbar.show()
         self._sizes_pending = True

@@ -115,6 +115,81 @@ class MainWindow(FilesMixin, actions.LayoutMixin, QMainWindow):
                 lambda visible, n=name: visible and self._paint_stale(n))
         if not lazy:
             self.build_panels()
+        self._add_debugger_docks()
+
+    # ----- the gradient debugger's docks (built on first show: nothing costs while hidden) -
+    def _add_debugger_docks(self) -> None:
+        from .debugger import debugger_panels
+        self.debugger_names: list[str] = []
+        self._debugger_classes = {}
+        for name, title, cls in debugger_panels():
+            self.debugger_names.append(name)
+            self._debugger_classes[name] = cls
+            placeholder = QLabel(f"{title} — opens when shown")
+            placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            dock = self._dock(name, title, placeholder)
+            dock.visibilityChanged.connect(
+                lambda visible, n=name: visible and self._show_debugger(n))
+            dock.toggleViewAction().toggled.connect(
+                lambda on, n=name: on and self._open_debugger(n))
+
+    def _open_debugger(self, name) -> None:
+        """Opened from the View menu: build the panel and bring its tab to the front."""
+        self._show_debugger(name)
+        QTimer.singleShot(0, self.docks[name].raise_)
+
+    def _show_debugger(self, name) -> None:
+        if name not in self.panels:
+            self._build_debugger_panel(name)
+        self._paint_stale(name)
+
+    def _build_debugger_panel(self, name) -> None:
+        panel = self._debugger_classes[name](self.session)
+        panel.setObjectName(name.replace("Dock", "Panel"))
+        self.add_panel_dock(name, self.docks[name].windowTitle(), panel)
+
+    def add_panel_dock(self, name, title, panel):
+        """Put a Panel into dock ``name`` (created when new) and wire it like the five:
+        layer selection, hover text, status messages, recorded snapshots, painting."""
+        dock = self.docks.get(name) or self._dock(name, title, None)
+        if dock.parent() is self and self.dockWidgetArea(dock) == Qt.DockWidgetArea.NoDockWidgetArea:
+            self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        old = dock.widget()
+        dock.setWidget(panel)
+        if old is not None and old is not panel:
+            old.deleteLater()
+        panel.layerPicked.connect(self.select_layer)
+        if hasattr(panel, "hoverChanged"):
+            panel.hoverChanged.connect(self.hover_label_set)
+        if hasattr(panel, "message"):
+            panel.message.connect(lambda text: self.statusBar().showMessage(text, 15000))
+        if hasattr(panel, "snapshotChosen"):
+            panel.snapshotChosen.connect(self.show_recorded)
+        if self._selected is not None:
+            panel.set_layer(self._selected)
+        if name not in self._panel_names:
+            self._panel_names.append(name)
+        self.panels[name] = panel
+        self._stale.add(name)
+        if self._latest is not None and self._panel_visible(name):
+            self._paint_stale(name)
+        return dock
+
+    def show_recorded(self, snapshot) -> None:
+        """Show a recorded snapshot in every panel (time travel); None returns to live."""
+        if snapshot is None:
+            self.refresh()
+        else:
+            self.show_snapshot(snapshot)
+
+    def _rebuild_debugger_panels(self) -> None:
+        """A new session: debugger panels already opened are recreated over it."""
+        for name in self.debugger_names:
+            if name in self.panels:
+                old = self.panels.pop(name)
+                self._build_debugger_panel(name)
+                if hasattr(old, "close_session"):
+                    old.close_session()
 
     def _build_panel(self, name) -> None:
         """Create one panel in its dock, wired, in the current scale mode, painted."""
@@ -239,6 +314,7 @@ class MainWindow(FilesMixin, actions.LayoutMixin, QMainWindow):
         self.undo_stack.clear()
         self._attach(session)
         self._make_sidebar()
+        self._rebuild_debugger_panels()
         self._selected = None
         self.select_layer(self.first_weighted_layer())
         self.refresh()
