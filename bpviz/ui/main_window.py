@@ -147,6 +147,18 @@ class MainWindow(FilesMixin, actions.LayoutMixin, QMainWindow):
         panel = self._debugger_classes[name](self.session)
         panel.setObjectName(name.replace("Dock", "Panel"))
         self.add_panel_dock(name, self.docks[name].windowTitle(), panel)
+        self._wire_unit_clicks()
+
+    def _wire_unit_clicks(self) -> None:
+        """A click on a δ pixel / unit explains it in the inspector and the formula view."""
+        sensitivity = self.panels.get("sensitivityDock")
+        if sensitivity is None:
+            return
+        for name in self.debugger_names:
+            panel = self.panels.get(name)
+            if hasattr(panel, "show_unit") and not getattr(panel, "_unit_wired", None) is sensitivity:
+                sensitivity.unitClicked.connect(panel.show_unit)
+                panel._unit_wired = sensitivity
 
     def add_panel_dock(self, name, title, panel):
         """Put a Panel into dock ``name`` (created when new) and wire it like the five:
@@ -217,6 +229,8 @@ class MainWindow(FilesMixin, actions.LayoutMixin, QMainWindow):
         self._stale.add(name)
         if self._latest is not None and self._panel_visible(name):
             self._paint_stale(name)
+        if name == "sensitivityDock" and hasattr(self, "debugger_names"):
+            self._wire_unit_clicks()
 
     def build_panels(self) -> None:
         """Create every panel not built yet (all at once)."""
@@ -622,10 +636,8 @@ class MainWindow(FilesMixin, actions.LayoutMixin, QMainWindow):
         self._set_run_ui(False)
         self.refresh()
         if isinstance(error, BreakpointHit):         # the cursor stopped where it held
-            self._follow_cursor()
-            where = f"{error.phase}, layer {error.layer}" if error.layer is not None \
-                else error.phase
-            self.statusBar().showMessage(f"Breakpoint: {error.reason} ({where})", 20000)
+            self._follow_cursor()                   # the reason already says where
+            self.statusBar().showMessage(f"Breakpoint: {error.reason}", 20000)
             return
         if error is None or isinstance(error, NonFiniteError):
             return

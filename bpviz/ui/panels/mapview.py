@@ -6,6 +6,11 @@ font and palette), one pyqtgraph ``PlotItem`` with one ``ImageItem``, and a non-
 tile labels (``TextItem``s) and axis ticks are rebuilt only when the layout changes.
 Hovering the image reports "… · row r · col c · value" through ``hovered`` (the panel formats
 the text with a ``describe(k, r, c, value)`` callback).
+
+Cost while training: axes and tile labels are cached as pixmaps (an axis is re-rendered only
+when its ticks change), ``nice=True`` limits are sticky (colours.sticky_limit) so the colour
+bar keeps its labels across steps, and ``text_held`` lets a panel skip caption/title text
+(which needs text layout) on frames that are not due for it.
 """
 from __future__ import annotations
 
@@ -13,8 +18,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QFont, QPen
-from PySide6.QtWidgets import (QGraphicsRectItem, QLabel, QSizePolicy, QStackedWidget,
-                               QToolTip, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QGraphicsItem, QGraphicsRectItem, QLabel, QSizePolicy,
+                               QStackedWidget, QToolTip, QVBoxLayout, QWidget)
 
 from . import colors
 from .mosaic import MosaicLayout, normalise_tiles, tile
@@ -23,10 +28,20 @@ LABEL_MIN_PX = (26, 16)          # a tile must be this large on screen to carry 
 VALUE_LABEL_MAX = 16             # print values inside cells of vectors up to this length
 VALUE_MIN_PX = (34, 16)          # a cell must be this large on screen to carry its value
 BAR_MAX_HEIGHT = 320
+CACHED = QGraphicsItem.CacheMode.DeviceCoordinateCache
+
+
+def cache_axes(plot) -> None:
+    """Keep each axis of ``plot`` as a pixmap: repainting the view around it (a new image,
+    a new curve) then blits it instead of replaying its text; a change of ticks, range, pen
+    or size re-renders it (pyqtgraph calls update() for each)."""
+    for name in ("left", "bottom", "right", "top"):
+        plot.getAxis(name).setCacheMode(CACHED)
 
 
 class MosaicView(QWidget):
     hovered = Signal(str)
+    clicked = Signal(int, int, int)      # tile, row, col of a left click on the image
 
     def __init__(self, title: str = "", parent=None, *, lock_aspect: bool = True,
                  colorbar: bool = True):
@@ -47,6 +62,7 @@ class MosaicView(QWidget):
         self.plot = self.glw.addPlot(row=0, col=0)
         self.plot.hideButtons()
         self.plot.setMenuEnabled(False)
+        cache_axes(self.plot)
         for name in ("left", "bottom"):
             self.plot.hideAxis(name)
         self.vb = self.plot.getViewBox()
@@ -70,6 +86,7 @@ class MosaicView(QWidget):
             self.glw.addItem(self.bar, row=0, col=1)
             self.bar.setMaximumHeight(BAR_MAX_HEIGHT)
             self.bar.axis.enableAutoSIPrefix(False)        # plain numbers; no relabel cost
+            cache_axes(self.bar)
             self.glw.ci.layout.setAlignment(self.bar, Qt.AlignmentFlag.AlignVCenter)
         else:
             self.image.setColorMap(colors.cmap("diverging"))
@@ -93,11 +110,14 @@ class MosaicView(QWidget):
         self.cmap_kind = "diverging"
         self.describe = None
         self._key = self._limit_source = None
+        self._sticky = self._sticky_key = None   # the sticky "nice" limit and what it is for
+        self.text_held = False           # set by the panel: skip title/caption text this frame
         self._labels: list[pg.TextItem] = []
         self._values: list[pg.TextItem] = []
         self._ticks_key = None
         self.hover_text = ""
         self.glw.scene().sigMouseMoved.connect(self._mouse_moved)
+        self.glw.scene().sigMouseClicked.connect(self._mouse_clicked)
         self.vb.sigResized.connect(self._label_visibility)
         self.vb.sigRangeChanged.connect(self._label_visibility)
         self._apply_theme()
@@ -106,9 +126,12 @@ class MosaicView(QWidget):
     def show_tiles(self, tiles, layout: MosaicLayout, *, signed: bool, mode: str = "per-layer",
                    fixed: float = 1.0, cmap_kind: str | None = None, describe=None,
                    labels=None, values: bool = False, ticks=None,
-                   limit_source=None) -> None:
+                   limit_source=None, nice: bool = False, limit_key=None) -> None:
         """Draw ``tiles`` (n, h, w) placed by ``layout``; limits follow ``mode`` and come
-        from ``limit_source`` when given (e.g. the whole array when only part is shown)."""
+        from ``limit_source`` when given (e.g. the whole array when only part is shown).
+        ``nice``: a "per-layer" limit is rounded up to a nice value and kept while the data
+        stay within [½, 1] × of it (colors.sticky_limit) — for as long as the drawing is of
+        the same thing (same layout, mode, … and ``limit_key``, e.g. the layer index)."""
         tiles = np.asarray(tiles)
         key = (layout, signed, mode, fixed, cmap_kind, labels, values, ticks)
         same = (key == self._key and self.tiles is not None and self.tiles.shape == tiles.shape
@@ -122,6 +145,11 @@ class MosaicView(QWidget):
         shown = normalise_tiles(tiles, signed) if mode == "per-map" else tiles
         lo, hi = colors.limits(tiles if limit_source is None else limit_source, signed, mode,
                                fixed)
+        if nice and mode == "per-layer":
+            what = (key, limit_key)
+            hi = colors.sticky_limit(self._sticky if what == self._sticky_key else None, hi)
+            self._sticky, self._sticky_key = hi, what
+            lo = -hi if signed else 0.0
         mosaic = colors.for_display(tile(shown, layout), lo, hi)
         kind = cmap_kind or ("diverging" if signed else "sequential")
         if self.bar is not None and kind != self.cmap_kind:
@@ -153,7 +181,7 @@ class MosaicView(QWidget):
     def clear(self, message: str = "") -> None:
         """Nothing to draw: the view shows ``message`` in its place."""
         if self.mosaic is not None or self.layout_ is not None or self._ticks_key is not None:
-            self._key = None
+            self._key = self._sticky = self._sticky_key = None
             self.image.clear()
             self.tiles = self.mosaic = self.levels = None
             self.layout_ = None
@@ -163,14 +191,15 @@ class MosaicView(QWidget):
         if self.placeholder.text() != message:
             self.placeholder.setText(message)
         self.stack.setCurrentIndex(1)
-        self.set_caption("")
+        if self.caption.text():
+            self.caption.setText("")
 
     def set_title(self, text: str) -> None:
-        if self.title.text() != text:
+        if not self.text_held and self.title.text() != text:
             self.title.setText(text)
 
     def set_caption(self, text: str) -> None:
-        if self.caption.text() != text:
+        if not self.text_held and self.caption.text() != text:
             self.caption.setText(text)
 
     # ----- labels ----------------------------------------------------------------------------
@@ -188,6 +217,7 @@ class MosaicView(QWidget):
             item = pg.TextItem(text, color=(255, 255, 255), fill=pg.mkBrush(0, 0, 0, 120),
                                anchor=(0, 0))
             item.setFont(font)
+            item.setCacheMode(CACHED)
             item.setPos(x, y)
             self.plot.addItem(item, ignoreBounds=True)
             self._labels.append(item)
@@ -260,6 +290,24 @@ class MosaicView(QWidget):
         self.hover_text = text
         self.hovered.emit(text)
         return text
+
+    def _mouse_clicked(self, event) -> None:
+        if event.button() != Qt.MouseButton.LeftButton or self.mosaic is None:
+            return
+        scene_pos = event.scenePos()
+        if self.vb.sceneBoundingRect().contains(scene_pos):
+            p = self.vb.mapSceneToView(scene_pos)
+            self.click_at(p.x(), p.y())
+
+    def click_at(self, x: float, y: float):
+        """Emit ``clicked`` for mosaic coordinates (x = column, y = row); returns
+        (tile, row, col) or None over a gap."""
+        if self.layout_ is None or self.tiles is None:
+            return None
+        hit = self.layout_.locate(y, x)
+        if hit is not None:
+            self.clicked.emit(*hit)
+        return hit
 
     def scene_pos_of(self, y: float, x: float) -> QPointF:
         """Scene position of mosaic pixel centre (y, x) (for tests and tours)."""

@@ -8,6 +8,7 @@ Before the first backward pass the panel shows a hint instead.
 from __future__ import annotations
 
 import numpy as np
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QWidget
 
 from .base import Panel, backward_note, fmt, layer_header, layer_name, norm
@@ -19,6 +20,9 @@ HINT = "No δ yet — run the backward pass (F11 steps it layer by layer)"
 
 class SensitivityPanel(Panel):
     title = "Sensitivity maps (δ)"
+    # A left click on a δ pixel / unit: (layer index, unit) with unit = (channel, row, col)
+    # for maps or (index,) for vectors (the δ inspector explains it).
+    unitClicked = Signal(int, object)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -34,6 +38,13 @@ class SensitivityPanel(Panel):
         self.body.show_hint(HINT)
         for view in (self.view, self.view_dx):
             view.hovered.connect(self._set_hover)
+        self._clickable = None           # (layer index, maps?) of the δ drawn
+        self.view.clicked.connect(self._on_clicked)
+
+    def _on_clicked(self, k: int, r: int, c: int) -> None:
+        if self._clickable is not None:
+            index, maps = self._clickable
+            self.unitClicked.emit(index, (k, r, c) if maps else (k,))
 
     def _draw(self, snap) -> None:
         layer = self.current_layer(snap)
@@ -43,6 +54,7 @@ class SensitivityPanel(Panel):
             self.view.clear()
             self.view_dx.clear()
             self._displayed = {}
+            self._clickable = None
             return
         self.body.show_content()
         note = backward_note(snap, layer.index)
@@ -50,6 +62,7 @@ class SensitivityPanel(Panel):
         delta = np.asarray(layer.delta)
         self._show(self.view, delta, layer_name(layer), "δ")
         maps = delta.ndim == 3
+        self._clickable = (layer.index, maps)
         self.view.set_title(f"δ = ∂loss/∂z · " + (f"{delta.shape[0]} channels of "
                                                    f"{delta.shape[1]}×{delta.shape[2]}"
                                                    if maps else f"{delta.size} units"))
