@@ -78,6 +78,10 @@ def build(window) -> SimpleNamespace:
     acts.export_npz = _action(window, "Current step's &arrays (.npz)…", window.export_npz,
                               tip="x, output and every layer's z, a, δ, W, ∂W, ΔW",
                               name="actionExportNpz")
+    acts.export_torch = _action(window, "To &PyTorch script (.py)…", window.export_torch,
+                                tip="A Python script that rebuilds this network and its "
+                                    "weights in PyTorch (torch is not needed to export)",
+                                name="actionExportTorch")
     acts.export_csv = _action(window, "&Gradient-norm history (.csv)…", window.export_csv,
                               tip="loss, accuracy and each layer's ‖∂W‖ and ‖δ‖ per step",
                               name="actionExportCsv")
@@ -120,7 +124,7 @@ def _menus(window, acts) -> None:
     export.addAction(acts.export_window)
     window.panel_export_menu = export.addMenu("&Panel as PNG")
     window.panel_export_menu.aboutToShow.connect(window.fill_panel_export_menu)
-    export.addActions([acts.export_npz, acts.export_csv])
+    export.addActions([acts.export_npz, acts.export_csv, acts.export_torch])
     m.addSeparator()
     m.addAction(acts.quit)
     e = bar.addMenu("&Edit")

@@ -23,6 +23,7 @@ BPVIZ_FILTER = "bpviz networks (*.bpviz);;All files (*)"
 PNG_FILTER = "PNG images (*.png)"
 NPZ_FILTER = "NumPy archives (*.npz)"
 CSV_FILTER = "CSV tables (*.csv)"
+PY_FILTER = "Python script (*.py)"
 MAX_RECENT = 8
 
 
@@ -371,6 +372,15 @@ class FilesMixin:
                                 self._export_name("arrays", ".npz"), NPZ_FILTER, ".npz")
         return bool(path) and self._write("the arrays",
                                           lambda p: export_npz(snapshot, p), path)
+
+    def export_torch(self, path=None) -> bool:
+        """A PyTorch script rebuilding this architecture with these exact weights."""
+        from bpviz.core.export_torch import save_torch_script
+        self.pause()
+        path = path or ask_save(self, "Export to PyTorch",
+                                self._export_name("model", ".py"), PY_FILTER, ".py")
+        return bool(path) and self._write("the PyTorch script",
+                                          lambda p: save_torch_script(p, self.session.net), path)
 
     def export_csv(self, path=None) -> bool:
         self.pause()                     # the history grows while training runs

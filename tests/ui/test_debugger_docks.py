@@ -48,3 +48,21 @@ def test_recorded_snapshot_is_shown_in_every_panel(window):
     assert window.panels["featureMapsDock"].last_snapshot.step == window.session.step_count
     assert not np.array_equal(past.layers[0].params["W"],
                               window.session.net.layers[0].params["W"])
+
+
+def test_export_to_pytorch_from_the_file_menu(window, tmp_path, monkeypatch):
+    """File ▸ Export ▸ To PyTorch writes a script holding this architecture and its weights."""
+    import base64
+    from PySide6.QtWidgets import QFileDialog
+    target = tmp_path / "model.py"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName",
+                        staticmethod(lambda *a, **k: (str(target), "")))
+    window.do_step()
+    window.acts.export_torch.trigger()
+    text = target.read_text()
+    compile(text, str(target), "exec")
+    assert "def build_model" in text
+    for layer in window.session.net.layers:
+        if "W" in layer.params:      # the exact weights are embedded (base64 float64)
+            blob = base64.b64encode(layer.params["W"].astype("<f8").tobytes()).decode()
+            assert blob[:40] in text

@@ -51,10 +51,12 @@ def test_launch_has_every_dock_toolbar_and_menu_entry(window):
     """The default preset opens with the sidebar and five panels, all named and listed."""
     w = window
     assert w.session.preset.name == DEFAULT_PRESET
-    assert set(w.docks) == set(PANELS + SIDEBAR)
+    assert set(w.docks) == set(PANELS + SIDEBAR + tuple(w.debugger_names))
+    debugger_menu = next(a.menu() for a in w.view_menu.actions() if a.menu() is not None)
     for name, dock in w.docks.items():
         assert dock.objectName() == name
-        assert dock.toggleViewAction() in w.view_menu.actions()
+        menu = debugger_menu if name in w.debugger_names else w.view_menu
+        assert dock.toggleViewAction() in menu.actions()
     assert w.toolbar.objectName() == "mainToolBar"
     assert all(w.panels[n].isVisible() for n in PANELS), "default layout shows every panel"
     assert DEFAULT_PRESET in w.windowTitle() and "*" not in w.windowTitle()
