@@ -15,11 +15,11 @@ the compiler build (and hold) a million AST nodes, taking seconds and gigabytes.
 from __future__ import annotations
 
 import base64
-import os
-import tempfile
 import textwrap
 
 import numpy as np
+
+from .atomic import atomic_write
 
 ACTIVATIONS = {"relu": "nn.ReLU()", "sigmoid": "nn.Sigmoid()", "tanh": "nn.Tanh()",
                "softmax": "nn.Softmax(dim=1)"}
@@ -120,18 +120,7 @@ def export_torch_script(net) -> str:
 def save_torch_script(path, net) -> None:
     """Write the script atomically (temp file in the same folder, fsync, replace)."""
     text = export_torch_script(net)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".bpviz-export-", suffix=".py", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
 
 
 TEMPLATE = '''"""PyTorch rebuild of a bpviz network: same layers, same weights (exported by bpviz).

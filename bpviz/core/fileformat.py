@@ -8,8 +8,6 @@ every key, shape and value before using it; saving is atomic (temp file + fsync 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -17,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_write
 from .errors import BpvizError, FileFormatError
 
 FORMAT_NAME, FORMAT_VERSION = "bpviz", 1
@@ -47,26 +46,16 @@ def save_network(path, net, optimizer=None, step: int | None = None) -> None:
             "optimizer": None if optimizer is None else optimizer.settings(),
             "step": None if step is None else int(step)}
     text = json.dumps(meta, allow_nan=False, indent=1)
-    folder = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-                zf.writestr(META, text)
-                for i, layer in enumerate(net.layers):
-                    for key, value in layer.params.items():
-                        with zf.open(entry_name(i, key), "w") as out:
-                            np.lib.format.write_array(out, np.ascontiguousarray(value),
-                                                      allow_pickle=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+
+    def write(fh):
+        with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr(META, text)
+            for i, layer in enumerate(net.layers):
+                for key, value in layer.params.items():
+                    with zf.open(entry_name(i, key), "w") as out:
+                        np.lib.format.write_array(out, np.ascontiguousarray(value),
+                                                  allow_pickle=False)
+    atomic_write(path, write)
 
 
 def _damaged(path, why: str) -> FileFormatError:

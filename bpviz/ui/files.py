@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+from bpviz.core.atomic import atomic_write
 
 BPVIZ_FILTER = "bpviz networks (*.bpviz);;All files (*)"
 PNG_FILTER = "PNG images (*.png)"
@@ -130,27 +131,9 @@ def snapshot_arrays(snapshot) -> dict[str, np.ndarray]:
     return out
 
 
-def _atomic_write(path, write) -> None:
-    """``write(fileobj)`` into a temp file next to ``path``, then replace it."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def export_npz(snapshot, path) -> list[str]:
     arrays = snapshot_arrays(snapshot)
-    _atomic_write(path, lambda fh: np.savez_compressed(fh, **arrays))
+    atomic_write(path, lambda fh: np.savez_compressed(fh, **arrays))
     return sorted(arrays)
 
 
@@ -160,7 +143,7 @@ def history_names(session) -> list[str]:
 
 def export_csv(session, path) -> None:
     text = session.history.to_csv(history_names(session))
-    _atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
+    atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
 
 
 def export_png(widget, path) -> None:
