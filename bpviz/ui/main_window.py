@@ -627,12 +627,20 @@ class MainWindow(FilesMixin, actions.LayoutMixin, QMainWindow):
     @Slot()
     def _on_started(self) -> None:
         self._set_run_ui(True)
+        self._set_live(True)
         self._paint_timer.start()
+
+    def _set_live(self, live: bool) -> None:
+        """Training frames: panels write their text at a lower rate (Panel.live)."""
+        for panel in self.panels.values():
+            if hasattr(panel, "live"):
+                panel.live = live
 
     @Slot(int, object)
     def _on_stopped(self, _steps, error) -> None:
         self._paint_timer.stop()
         self._pending = None
+        self._set_live(False)
         self._set_run_ui(False)
         self.refresh()
         if isinstance(error, BreakpointHit):         # the cursor stopped where it held

@@ -18,6 +18,7 @@ from bpviz.session.session import Session
 from bpviz.ui.panels import (PANEL_CLASSES, FeatureMapsPanel, GradientPanel, KernelsPanel,
                              LossPanel, Panel, SensitivityPanel)
 from bpviz.ui.panels import sensitivity
+from bpviz.ui.panels.colors import nice_ceil, sticky_limit
 from bpviz.ui.panels.base import fmt
 from bpviz.ui.panels.mosaic import (as_tiles, grid_layout, maps_layout, normalise_tiles, tile,
                                     vector_layout)
@@ -140,9 +141,9 @@ def test_feature_maps_colours_signed_z_and_unsigned_relu_a(qtbot, cnn):
     cnn.forward()
     p.show_snapshot(cnn.snapshot())
     z, a = cnn.net.layers[0].z[0], cnn.net.layers[0].a[0]
-    lo, hi = p.displayed()["levels_z"]
-    assert lo == -hi and hi == pytest.approx(np.abs(z).max())
-    assert tuple(p.displayed()["levels_a"]) == pytest.approx((0.0, a.max()))
+    lo, hi = p.displayed()["levels_z"]      # per-layer limits: max |z| rounded up, nicely
+    assert lo == -hi and hi == nice_ceil(np.abs(z).max()) >= np.abs(z).max()
+    assert tuple(p.displayed()["levels_a"]) == (0.0, nice_ceil(a.max()))
     assert p.view_z.bar.colorMap().name == "CET-D1"
     assert p.view_a.cmap_kind == "sequential"
     assert tuple(p.view_z.bar.levels()) == (lo, hi)
@@ -210,11 +211,39 @@ def test_sensitivity_empty_before_backward_then_delta(qtbot, cnn):
         assert p.hint == ""
         np.testing.assert_array_equal(d["delta"], layer.delta[0])
         lo, hi = d["levels_delta"]
-        assert lo == -hi and hi == pytest.approx(np.abs(layer.delta[0]).max())
+        assert lo == -hi and hi == nice_ceil(np.abs(layer.delta[0]).max())
         assert tuple(p.view.image.getLevels()) == (lo, hi)
         assert p.view.bar.colorMap().name == "CET-D1"
     norm = np.linalg.norm(cnn.net.layers[-1].delta[0])
     assert f"‖δ‖ = {fmt(norm)}" in p.view.caption.text()
+
+
+def test_per_layer_limits_are_nice_and_sticky(qtbot, cnn):
+    """Rounded up to 1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8 × 10^k; kept while the data's
+    largest |value| stays within [½, 1] × the limit; recomputed for another layer."""
+    assert [nice_ceil(v) for v in (0.7384, 1.0, 1.01, 2.6e-5, 9.99, 0.35, 7.0)] == \
+        [0.8, 1.0, 1.2, 3e-5, 10.0, 0.4, 8.0]
+    assert sticky_limit(1.0, 0.6) == 1.0 and sticky_limit(1.0, 0.5) == 1.0
+    assert sticky_limit(1.0, 0.45) == 0.5 and sticky_limit(1.0, 1.1) == 1.2
+    assert sticky_limit(None, 0.6) == 0.6
+    p = make(qtbot, SensitivityPanel)
+    cnn.backward()
+    p.set_layer(2)
+    snap = cnn.snapshot()
+    p.show_snapshot(snap)
+    peak = np.abs(snap.layers[2].delta[0]).max()
+    hi = nice_ceil(peak)
+    assert tuple(p.displayed()["levels_delta"]) == (-hi, hi)
+    for factor, expected in ((0.6 * hi / peak, hi), (0.4 * hi / peak, nice_ceil(0.4 * hi)),
+                             (1.5 * hi / peak, nice_ceil(1.5 * hi))):
+        scaled = snap.layers[2].delta * factor
+        layers = snap.layers[:2] + (replace(snap.layers[2], delta=scaled),) + snap.layers[3:]
+        p.show_snapshot(replace(snap, layers=layers))
+        lo, top = p.displayed()["levels_delta"]
+        assert lo == -top and top == pytest.approx(expected) and \
+            top >= np.abs(scaled[0]).max()
+    p.set_layer(3)                           # another layer: its own limit, not the last one
+    assert p.displayed()["levels_delta"][1] == nice_ceil(np.abs(snap.layers[3].delta[0]).max())
 
 
 def test_sensitivity_first_layer_shows_input_gradient(qtbot, cnn):
@@ -230,8 +259,8 @@ def test_scale_modes_set_the_levels(qtbot, cnn):
     p.set_layer(2)
     p.show_snapshot(cnn.snapshot())
     delta = cnn.net.layers[2].delta[0]                   # (8, 6, 6)
-    assert tuple(p.displayed()["levels_delta"]) == pytest.approx(
-        (-np.abs(delta).max(), np.abs(delta).max()))
+    assert tuple(p.displayed()["levels_delta"]) == (-nice_ceil(np.abs(delta).max()),
+                                                     nice_ceil(np.abs(delta).max()))
     p.set_scale_mode("per-map")
     d = p.displayed()
     assert tuple(d["levels_delta"]) == (-1.0, 1.0)
@@ -315,7 +344,7 @@ def test_kernels_cap_wide_layers_at_16_by_16(qtbot):
     np.testing.assert_array_equal(p.displayed()["before"], s.last_update.layers[1]["W"].before)
     W = s.last_update.layers[1]["W"].before
     hi = max(np.abs(W).max(), np.abs(s.last_update.layers[1]["W"].after).max())
-    assert p.displayed()["levels_before"][1] == pytest.approx(hi)   # whole array, not shown part
+    assert p.displayed()["levels_before"][1] == nice_ceil(hi)   # whole array, not shown part
 
 
 # ----------------------------------------------------------------------------- gradients, loss

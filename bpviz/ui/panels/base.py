@@ -8,14 +8,23 @@ the core), and reports the last hover read-out in ``hover_text``.
 Layout shared by all panels: a header line (which layer, which pass the arrays belong to), a
 body that is either the content or a centred hint ("Press F11 …"), and a read-out line for
 hovering.
+
+While training runs (``live`` set by the main window) a panel redraws its images and curves on
+every frame but its text (header, titles, captions: text layout is a large part of a frame's
+cost) at most every TEXT_INTERVAL seconds; any other redraw (a new layer, a scale mode, a
+step while paused) writes all text at once.
 """
 from __future__ import annotations
+
+import time
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QLabel, QSizePolicy, QStackedWidget, QVBoxLayout, QWidget
 
 from . import colors
+
+TEXT_INTERVAL = 0.25       # s between text updates while training (live)
 
 
 class HintStack(QStackedWidget):
@@ -70,6 +79,10 @@ class Panel(QWidget):
         self.scale_mode = "per-layer"
         self.fixed_limit = 1.0
         self._displayed: dict[str, np.ndarray] = {}
+        self.live = False                # training runs: text at most every TEXT_INTERVAL
+        self.texts_due = True            # this draw writes its text
+        self._text_time = 0.0
+        self._text_views = None
         self.header = QLabel("")
         self.header.setTextFormat(Qt.TextFormat.PlainText)
         self.header.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
@@ -93,10 +106,15 @@ class Panel(QWidget):
         self.last_snapshot = snapshot
         if snapshot is not None and snapshot.layers:
             self.layer_index = min(max(self.layer_index, 0), len(snapshot.layers) - 1)
-        self._redraw()
+        now = time.perf_counter()
+        due = not self.live or now - self._text_time >= TEXT_INTERVAL
+        if due:
+            self._text_time = now
+        self._redraw(texts=due)
 
     def set_layer(self, index: int) -> None:
         self.layer_index = int(index)
+        self._text_time = 0.0            # a new layer: its text at once
         if self.last_snapshot is not None:
             self.show_snapshot(self.last_snapshot)
 
@@ -119,9 +137,21 @@ class Panel(QWidget):
         return self.body.hint
 
     # ----- for subclasses --------------------------------------------------------------------
-    def _redraw(self) -> None:
-        if self.last_snapshot is not None:
+    def _redraw(self, texts: bool = True) -> None:
+        if self.last_snapshot is None:
+            return
+        if self._text_views is None:
+            from .mapview import MosaicView
+            self._text_views = self.findChildren(MosaicView)
+        self.texts_due = texts
+        for view in self._text_views:
+            view.text_held = not texts
+        try:
             self._draw(self.last_snapshot)
+        finally:
+            self.texts_due = True
+            for view in self._text_views:
+                view.text_held = False
 
     def _draw(self, snap) -> None:
         raise NotImplementedError
@@ -134,7 +164,7 @@ class Panel(QWidget):
         self.hoverChanged.emit(text)
 
     def _set_header(self, text: str) -> None:
-        if self.header.text() != text:
+        if self.texts_due and self.header.text() != text:
             self.header.setText(text)
 
     def current_layer(self, snap):

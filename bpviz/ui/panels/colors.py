@@ -6,6 +6,10 @@
   sequential ``viridis`` from 0; the input image → grey ``CET-L1``.
 * Scale modes: "per-layer" (one limit for every map of a tensor), "per-map" (each tile divided
   by its own maximum, limits ±1 / [0, 1]), "fixed" (± the user's limit).
+* The panels' "per-layer" limit is "nice" and sticky (``sticky_limit``): the largest |value|
+  rounded up to 1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6 or 8 × 10^k, kept while the data's largest
+  value stays within [½, 1] × of it. The colour bar then reads in round numbers and is not
+  relabelled on every training step (relabelling an axis is most of a frame's cost).
 
 Panels follow the application palette (light or dark) for backgrounds and text; mosaics sit
 on a neutral grey "mat" so the transparent 1-px gaps between tiles read as frames.
@@ -75,6 +79,36 @@ def limits(data: np.ndarray, signed: bool, mode: str, fixed: float) -> tuple[flo
             hi = 1.0                      # all zero: any range draws it as 0
     hi = min(hi, LIMIT_MAX)               # images are float32
     return (-hi, hi) if signed else (0.0, hi)
+
+
+NICE_STEPS = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
+STICKY_BAND = 0.5          # a sticky limit holds while largest ∈ [STICKY_BAND × limit, limit]
+
+
+def nice_ceil(value: float) -> float:
+    """The smallest "nice" number (NICE_STEPS × 10^k) ≥ value (value itself when not > 0 or
+    not finite; capped at LIMIT_MAX)."""
+    v = float(value)
+    if not (v > 0 and math.isfinite(v)):
+        return v
+    if v >= LIMIT_MAX:
+        return LIMIT_MAX
+    exp = math.floor(math.log10(v))
+    for _ in range(2):                          # log10 may land one decade off
+        for step in NICE_STEPS:
+            nice = float(f"{step * 10.0 ** exp:.6g}")
+            if nice >= v:
+                return min(nice, LIMIT_MAX)
+        exp += 1
+    return min(v, LIMIT_MAX)
+
+
+def sticky_limit(previous: float | None, largest_value: float) -> float:
+    """A "nice" colour limit for ``largest_value`` (> 0) that stays ``previous`` while
+    ``largest_value`` lies within [STICKY_BAND × previous, previous]."""
+    if previous is not None and STICKY_BAND * previous <= largest_value <= previous:
+        return previous
+    return nice_ceil(largest_value)
 
 
 def check_mode(mode: str) -> str:

@@ -91,7 +91,7 @@ class FeatureMapsPanel(Panel):
             tiles, layout, signed=signed, mode=mode,
             cmap_kind=None if signed else "grey", values=not is_maps,
             labels=[f"c{k}" for k in range(layout.n)] if is_maps and layout.n > 1 else None,
-            ticks=unit_ticks(layout, is_maps),
+            ticks=unit_ticks(layout, is_maps), nice=True,
             describe=lambda k, r, c, v: f"input · {where.format(k=k, r=r, c=c)} · x = {fmt(v)}")
         target = "" if snap.target is None else f" · target {_target_text(snap.target)}"
         self.view_x.set_title(f"input x · {shape_text(x.shape)}")
@@ -117,7 +117,8 @@ class FeatureMapsPanel(Panel):
             labels = None
         view.show_tiles(tiles, layout, signed=signed, mode=self.scale_mode,
                         fixed=self.fixed_limit, describe=describe, labels=labels,
-                        values=not is_maps, ticks=unit_ticks(layout, is_maps))
+                        values=not is_maps, ticks=unit_ticks(layout, is_maps),
+                        nice=True, limit_key=layer.index)
         what = (f"{layout.n} channel{'s' if layout.n != 1 else ''} of "
                 f"{layout.h}×{layout.w}" if is_maps else f"{layout.n} units")
         view.set_title(f"{title} · {what}")

@@ -48,6 +48,7 @@ class GradientPanel(PlotsPanel):
         self.bars.addItem(self.waiting, ignoreBounds=True)
         self.history = self.add_plot(1, "‖∂loss/∂W‖ per layer over steps (log)", steps=True)
         self.history.setLogMode(y=True)
+        self.history.disableAutoRange()                # ranges follow the data (follow)
         self.history_legend = self.history.addLegend(offset=(4, 4), labelTextSize="8pt",
                                                      colCount=1)
         self.curves: list[pg.PlotDataItem] = []
@@ -102,6 +103,9 @@ class GradientPanel(PlotsPanel):
             if ticks != self._history_ticks:
                 self._history_ticks = ticks
                 self.history.getAxis("left").setTicks(ticks)
+            self.follow(self.history, steps, np.log10(positive))    # log mode: y is log10
+        else:
+            self.follow(self.history, steps)
 
     def _draw_bars(self, grad, delta) -> None:
         logs = [np.log10(v) for v in np.concatenate([grad, delta]) if np.isfinite(v) and v > 0]

@@ -107,7 +107,8 @@ class KernelsPanel(Panel):
             shown[f"levels_{name}"] = np.array(view.levels)
         self.views["before"].set_title("W before" if rec is not None else "W (current)")
         self._displayed = shown
-        self.summary.setText(_norms(snap, layer, arrays, rec))
+        if self.texts_due:
+            self.summary.setText(_norms(snap, layer, arrays, rec))
 
     def _show(self, view, layer, name, W, shared) -> None:
         prefix = f"{layer_name(layer)} · {TITLES[name].split(' =')[0]}"
@@ -143,7 +144,8 @@ class KernelsPanel(Panel):
             view.set_aspect_locked(False)
         view.show_tiles(tiles, layout, signed=True, mode=self.scale_mode,
                         fixed=self.fixed_limit, describe=describe, ticks=ticks,
-                        limit_source=W if shared is None else shared)
+                        limit_source=W if shared is None else shared,
+                        nice=True, limit_key=layer.index)
         lo, hi = view.levels
         scale = {"per-map": "each kernel scaled to its own max", "fixed": f"fixed ±{fmt(hi)}",
                  "per-layer": f"±{fmt(hi)}"}[self.scale_mode]

@@ -37,6 +37,8 @@ class LossPanel(PlotsPanel):
         self.acc_plot.setLimits(yMin=-0.05, yMax=1.05)
         self.acc_plot.setMouseEnabled(y=False)
         self.acc_plot.setXLink(self.loss_plot)
+        self.loss_plot.disableAutoRange()              # ranges follow the data (PlotsPanel.follow)
+        self.acc_plot.disableAutoRange()
         for curve in (self.loss_curve, self.mean_curve, self.acc_curve):
             curve.setDownsampling(auto=True, method="peak")
             curve.setClipToView(True)
@@ -72,6 +74,7 @@ class LossPanel(PlotsPanel):
         self.mean_curve.setVisible(loss.size >= MEAN_WINDOW)
         has_acc = bool(np.isfinite(acc).any())
         self.acc_curve.setData(steps, acc if has_acc else np.full_like(loss, np.nan))
+        self.follow(self.loss_plot, steps, loss)
         if has_acc != self._has_acc:
             self._has_acc = has_acc
             self.set_title(self.acc_plot, "accuracy (batch)" if has_acc else

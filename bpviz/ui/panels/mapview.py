@@ -39,6 +39,27 @@ def cache_axes(plot) -> None:
         plot.getAxis(name).setCacheMode(CACHED)
 
 
+def remember_specs(axis: pg.AxisItem, size: int = 12) -> None:
+    """Reuse the axis's tick layout for a range, size and style it has drawn before: a colour
+    bar's limits move among a few "nice" values, and laying out its tick labels is the
+    expensive part of drawing it."""
+    generate, memo = axis.generateDrawSpecs, {}
+
+    def generate_remembered(painter):
+        st = axis.style
+        key = (tuple(axis.range), axis.width(), axis.height(), axis.pen().color().rgba(),
+               axis.textPen().color().rgba(), st["showValues"], st["tickLength"],
+               str(st["tickFont"]), repr(axis._tickLevels), axis.label.isVisible())
+        specs = memo.get(key)
+        if specs is None:
+            specs = generate(painter)
+            if len(memo) >= size:
+                memo.pop(next(iter(memo)))
+            memo[key] = specs
+        return specs
+    axis.generateDrawSpecs = generate_remembered
+
+
 class MosaicView(QWidget):
     hovered = Signal(str)
     clicked = Signal(int, int, int)      # tile, row, col of a left click on the image
@@ -87,6 +108,7 @@ class MosaicView(QWidget):
             self.bar.setMaximumHeight(BAR_MAX_HEIGHT)
             self.bar.axis.enableAutoSIPrefix(False)        # plain numbers; no relabel cost
             cache_axes(self.bar)
+            remember_specs(self.bar.axis)
             self.glw.ci.layout.setAlignment(self.bar, Qt.AlignmentFlag.AlignVCenter)
         else:
             self.image.setColorMap(colors.cmap("diverging"))
@@ -217,7 +239,6 @@ class MosaicView(QWidget):
             item = pg.TextItem(text, color=(255, 255, 255), fill=pg.mkBrush(0, 0, 0, 120),
                                anchor=(0, 0))
             item.setFont(font)
-            item.setCacheMode(CACHED)
             item.setPos(x, y)
             self.plot.addItem(item, ignoreBounds=True)
             self._labels.append(item)

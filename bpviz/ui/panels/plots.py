@@ -4,8 +4,16 @@ One ``GraphicsLayoutWidget`` holding PlotItems, styled from the application pale
 any plot is turned into a read-out by the subclass's ``_hover(plot, x, y)``. Titles double as
 legends (coloured keys) and never force the panel wider than its dock; step axes tick whole
 steps only.
+
+History plots do not auto-range (that relabels both axes on every training step and paints
+the plot twice: once with the new data, once more when the range catches up): ``follow``
+sets the range itself, changing it only when the data leave it (or fill less than half of
+it): ends rounded out to a multiple of a "nice" tenth of the span — until the user pans or
+zooms the plot. Axes are cached as pixmaps (mapview.cache_axes).
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pyqtgraph as pg
@@ -13,6 +21,7 @@ from PySide6.QtCore import QEvent
 
 from . import colors
 from .base import Panel
+from .mapview import cache_axes
 
 
 SYMBOLS_UP_TO = 30
@@ -33,6 +42,8 @@ class PlotsPanel(Panel):
         self.glw.ci.setContentsMargins(4, 4, 4, 4)
         self.plots: list[pg.PlotItem] = []
         self._titles: dict[int, str] = {}
+        self._ranges: dict[int, tuple] = {}      # per plot: the range ``follow`` last set
+        self._manual: set[int] = set()           # plots the user panned or zoomed
         self.body.set_content(self.glw)
         self.glw.scene().sigMouseMoved.connect(self._mouse_moved)
         self.glw.scene().sigMouseClicked.connect(self._mouse_clicked)
@@ -44,6 +55,9 @@ class PlotsPanel(Panel):
         plot = self.glw.addPlot(row=row, col=0, axisItems=axes)
         plot.hideButtons()
         plot.showGrid(x=False, y=True, alpha=0.25)
+        cache_axes(plot)
+        plot.getViewBox().sigRangeChangedManually.connect(
+            lambda *_a, key=id(plot): self._manual.add(key))
         if steps:
             plot.setLabel("bottom", "step")
         self.plots.append(plot)
@@ -57,6 +71,23 @@ class PlotsPanel(Panel):
         _, fg, _ = colors.theme(self.palette())
         plot.setTitle(html, color=fg)
         plot.titleLabel.setMinimumWidth(0)
+
+    def follow(self, plot: pg.PlotItem, steps, values=None, y_range=None) -> None:
+        """Show ``steps`` (x) and ``values`` (y, or an explicit ``y_range``) in ``plot``; the
+        range moves only when the data leave it (see the module docstring)."""
+        key = id(plot)
+        if key in self._manual:
+            return
+        old = self._ranges.get(key)
+        x = step_range(steps)
+        if y_range is None and values is not None:
+            y_range = value_range(values, None if old is None else old[1])
+        new = (x, y_range)
+        if new == old or new == (None, None):
+            return
+        self._ranges[key] = new
+        plot.getViewBox().setRange(xRange=x, yRange=y_range, padding=0.02,
+                                   disableAutoRange=True)
 
     @staticmethod
     def mark_points(curve: pg.PlotDataItem, y, color) -> None:
@@ -118,3 +149,33 @@ class PlotsPanel(Panel):
 
     def theme_changed(self, fg) -> None:
         """Hook for text that embeds colours (HTML titles)."""
+
+
+def step_range(steps):
+    """(first, last) steps rounded out to a multiple of a "nice" tenth of the span, or None."""
+    s = np.asarray(steps, dtype=float)
+    s = s[np.isfinite(s)]
+    if s.size == 0:
+        return None
+    first, last = float(s.min()), float(s.max())
+    unit = max(1.0, colors.nice_ceil(max(last - first, 1.0) / 10))
+    lo, hi = math.floor(first / unit) * unit, math.ceil(last / unit) * unit
+    return (lo, hi if hi > lo else lo + unit)
+
+
+def value_range(values, old=None):
+    """(lo, hi) around the finite ``values``, rounded out to a multiple of a "nice" tenth of
+    their span; ``old`` (the previous range) is kept while it holds the values and they fill
+    at least half of it. None when there is no finite value."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return old
+    bottom, top = float(v.min()), float(v.max())
+    if old is not None and old[0] <= bottom and top <= old[1] and \
+            top - bottom >= 0.5 * (old[1] - old[0]):
+        return old
+    span = top - bottom
+    unit = colors.nice_ceil(span / 10 if span > 0 else max(abs(top), 1e-12) / 10)
+    lo, hi = math.floor(bottom / unit) * unit, math.ceil(top / unit) * unit
+    return (lo, hi if hi > lo else lo + unit)

@@ -1,9 +1,10 @@
 """SensitivityPanel: δ = ∂loss/∂z of the selected layer, every channel in one mosaic.
 
-δ is signed: diverging map (CET-D1, white = 0) with symmetric limits ±max|δ| and a colour
-bar. The caption gives ‖δ‖ for the displayed sample and over the batch. When the first layer
-is selected, ∂loss/∂x (the gradient that reaches the input image) is shown beside it.
-Before the first backward pass the panel shows a hint instead.
+δ is signed: diverging map (CET-D1, white = 0) with symmetric limits ±max|δ| (rounded up to
+a nice value, colors.sticky_limit) and a colour bar. The caption gives ‖δ‖ for the displayed
+sample and over the batch. When the first layer is selected, ∂loss/∂x (the gradient that
+reaches the input image) is shown beside it. Before the first backward pass the panel shows a
+hint instead.
 """
 from __future__ import annotations
 
@@ -102,7 +103,8 @@ class SensitivityPanel(Panel):
                         fixed=self.fixed_limit, describe=describe,
                         labels=[f"c{k}" for k in range(layout.n)]
                         if is_maps and layout.n > 1 else None,
-                        values=not is_maps, ticks=unit_ticks(layout, is_maps))
+                        values=not is_maps, ticks=unit_ticks(layout, is_maps),
+                        nice=True, limit_key=prefix)
 
 
 def _hint(snap, layer) -> str:
