@@ -223,12 +223,14 @@ class LayoutMixin:
         self.splitDockWidget(fm, sens, H)
         self.splitDockWidget(kern, grad, H)
         self.splitDockWidget(grad, loss, H)
-        for extra in list(names[5:]) + [n for n in getattr(self, "debugger_names", ())
-                                        if n not in names]:
-            self.tabifyDockWidget(loss, d[extra])
         hidden = set(getattr(self, "debugger_names", ()))
-        for name, dock in d.items():
-            dock.setVisible(name not in hidden)     # the debugger's docks open from View
+        for extra in names[5:]:
+            if extra not in hidden:
+                self.tabifyDockWidget(loss, d[extra])
+        for name in hidden:      # closed until opened from View (then tabbed beside Loss);
+            self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, d[name])  # untabbed:
+        for name, dock in d.items():                  # hidden tabs made every frame dearer
+            dock.setVisible(name not in hidden)
         (d["builderDock"] if self.compact else d["dataDock"]).raise_()
         self.toolbar.show()
         self._sizes_pending = True

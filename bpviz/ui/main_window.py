@@ -134,9 +134,13 @@ class MainWindow(FilesMixin, actions.LayoutMixin, QMainWindow):
                 lambda on, n=name: on and self._open_debugger(n))
 
     def _open_debugger(self, name) -> None:
-        """Opened from the View menu: build the panel and bring its tab to the front."""
+        """Opened from the View menu: tab it beside Loss (unless the user placed it), build
+        the panel and bring its tab to the front."""
+        dock, loss = self.docks[name], self.docks.get("lossDock")
+        if loss is not None and not dock.isFloating() and not self.tabifiedDockWidgets(dock):
+            self.tabifyDockWidget(loss, dock)
         self._show_debugger(name)
-        QTimer.singleShot(0, self.docks[name].raise_)
+        QTimer.singleShot(0, dock.raise_)
 
     def _show_debugger(self, name) -> None:
         if name not in self.panels:
