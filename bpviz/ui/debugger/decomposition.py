@@ -78,13 +78,13 @@ def _num(v: float) -> str:
 
 class DecompositionPanel(PlotsPanel):
     title = "Update decomposition"
+    defer_while_hidden = True       # nothing is computed while the dock is closed
 
     def __init__(self, session, parent=None):
         super().__init__(parent)
         self.session = session
         self.decomposition = None
         self._record = None
-        self._pending = False
         self._ghosts: deque = deque(maxlen=GHOSTS)
         self._ghost_items: list[pg.PlotDataItem] = []
         self.plot = self.add_plot(0, None)      # titled by a QLabel: it wraps, never clips
@@ -164,18 +164,6 @@ class DecompositionPanel(PlotsPanel):
             self._draw_plot()
 
     # ----- computing only when visible -------------------------------------------------------
-    def show_snapshot(self, snapshot) -> None:
-        if not self.isVisible():                  # hidden: remember, compute when shown
-            self.last_snapshot, self._pending = snapshot, True
-            return
-        self._pending = False
-        super().show_snapshot(snapshot)
-
-    def showEvent(self, event) -> None:
-        super().showEvent(event)
-        if self._pending and self.last_snapshot is not None:
-            self.show_snapshot(self.last_snapshot)
-
     def _draw(self, snap) -> None:
         record = self.session.last_update
         if record is None:

@@ -98,6 +98,7 @@ class BadgeDelegate(QStyledItemDelegate):
 
 class GradCheckPanel(Panel):
     title = "Gradient check"
+    defer_while_hidden = True       # nothing is computed while the dock is closed
 
     def __init__(self, session, parent=None):
         super().__init__(parent)
@@ -105,7 +106,6 @@ class GradCheckPanel(Panel):
         self.job: GradCheckJob | None = None
         self._runner = self._thread = None
         self._started = 0.0
-        self._pending = False
         self.rows: list[tuple] = []          # (PlannedTensor, CheckResult | None, status)
         self._build()
         self.body.show_hint(HINT)
@@ -391,18 +391,6 @@ class GradCheckPanel(Panel):
         self._displayed.update({"analytic": a, "numeric": n})
 
     # ----- the panel contract ----------------------------------------------------------------
-    def show_snapshot(self, snapshot) -> None:
-        if not self.isVisible():                  # hidden: remember, look when shown
-            self.last_snapshot, self._pending = snapshot, True
-            return
-        self._pending = False
-        super().show_snapshot(snapshot)
-
-    def showEvent(self, event) -> None:
-        super().showEvent(event)
-        if self._pending and self.last_snapshot is not None:
-            self.show_snapshot(self.last_snapshot)
-
     def _draw(self, snap) -> None:
         self._refresh_note()
         if self.job is None:

@@ -37,6 +37,7 @@ BAR_W = 0.36
 
 class SaturationPanel(Panel):
     title = "Saturation"
+    defer_while_hidden = True       # nothing is computed while the dock is closed
 
     def __init__(self, session, parent=None):
         super().__init__(parent)
@@ -101,16 +102,6 @@ class SaturationPanel(Panel):
         return plot
 
     # ----- the Panel contract ----------------------------------------------------------------
-    def show_snapshot(self, snapshot) -> None:
-        self.last_snapshot = snapshot
-        if self.isVisible():                 # hidden: nothing is computed (drawn when shown)
-            super().show_snapshot(snapshot)
-
-    def showEvent(self, event) -> None:
-        super().showEvent(event)
-        if self.last_snapshot is not None:
-            super().show_snapshot(self.last_snapshot)
-
     def _redraw(self, texts: bool = True) -> None:
         if self.isVisible():
             super()._redraw(texts)

@@ -102,8 +102,14 @@ class Panel(QWidget):
         outer.addWidget(self.readout)
 
     # ----- the contract ----------------------------------------------------------------------
+    defer_while_hidden = False     # True: compute nothing while hidden, draw when shown
+
     def show_snapshot(self, snapshot) -> None:
         self.last_snapshot = snapshot
+        if self.defer_while_hidden and not self.isVisible():
+            self._deferred = True
+            return
+        self._deferred = False
         if snapshot is not None and snapshot.layers:
             self.layer_index = min(max(self.layer_index, 0), len(snapshot.layers) - 1)
         now = time.perf_counter()
@@ -111,6 +117,11 @@ class Panel(QWidget):
         if due:
             self._text_time = now
         self._redraw(texts=due)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if getattr(self, "_deferred", False) and self.last_snapshot is not None:
+            self.show_snapshot(self.last_snapshot)
 
     def set_layer(self, index: int) -> None:
         self.layer_index = int(index)
