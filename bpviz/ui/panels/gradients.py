@@ -146,6 +146,8 @@ class GradientPanel(PlotsPanel):
             curve.setClipToView(True)
             self.history.addItem(curve)
             self.curves.append(curve)
+        # one short row of entries at the top, not a tall column over the curves
+        legend.setColumnCount(max(1, min(3, sum(c is not None for c in self.curves))))
         self._labels = [(l.index, l.kind) for l in layers]
         self._fit_tick_labels()
         self.apply_theme()
