@@ -39,7 +39,8 @@ def targets(loss: str, t, out_shape: tuple, dtype) -> np.ndarray:
         if k == 1:
             t = t.reshape(n, 1)
         else:
-            if not np.all(np.isfinite(t)) or not np.all(np.mod(t, 1) == 0):
+            whole = t.dtype.kind in "iub"          # integer labels need no further check
+            if not whole and (not np.all(np.isfinite(t)) or not np.all(np.mod(t, 1) == 0)):
                 bad = t[~np.isfinite(t) | (np.mod(np.nan_to_num(t), 1) != 0)][0]
                 raise TargetError(f"targets: label {float(bad)!r} is not a whole number; "
                                   f"class labels must be integers 0 … {k - 1}")

@@ -8,6 +8,7 @@ stack first; a failed edit raises ``LayerConfigError`` and changes nothing.
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 
 import numpy as np
 
@@ -50,6 +51,11 @@ def _seed(seed):
         raise LayerConfigError(f"network: seed {seed!r} must be a whole number ≥ 0 "
                                f"(or None for a random start)")
     return int(seed)
+
+
+def quiet():
+    """No NumPy warnings for overflow or invalid values: the NaN/Inf guard reports them."""
+    return np.errstate(over="ignore", invalid="ignore")
 
 
 MAX_VALUES_PER_SAMPLE = 2**24     # one layer's output for one sample
@@ -278,12 +284,18 @@ class Network:
         With ``check_each`` every layer is checked for NaN/Inf as it is computed; without, only
         the output is, and the first bad layer is then looked for in order (same report).
         """
+        return self._forward_steps(x, check_each, quiet)
+
+    def _forward_steps(self, x, check_each, layer_quiet):
+        # NumPy's overflow/invalid warnings are silenced while a layer computes (the guard
+        # reports instead); ``layer_quiet`` does it per layer, so that a caller stepping the
+        # generator keeps its own settings between steps.
         x = self.check_input(x)
         self._reset_pass()
         self.nonfinite, self.loss_value, self._x = [], None, x
         a = x
         for i, layer in enumerate(self.layers):
-            with np.errstate(over="ignore", invalid="ignore"):   # the guard reports instead
+            with layer_quiet():
                 a = layer.forward(a)
             if check_each:
                 self._check_forward(i)
@@ -305,8 +317,9 @@ class Network:
         return True
 
     def forward(self, x) -> np.ndarray:
-        for _ in self.iter_forward(x, check_each=False):
-            pass
+        with quiet():                 # once for the whole pass: cheaper than once per layer
+            for _ in self._forward_steps(x, False, nullcontext):
+                pass
         return self.layers[-1].a
 
     def iter_backward(self, t, check_each: bool = True):
@@ -315,6 +328,9 @@ class Network:
         NaN/Inf checks as in ``iter_forward``: per layer, or (without ``check_each``) on the
         loss and the first layer's δ, which every non-finite δ upstream reaches.
         """
+        return self._backward_steps(t, check_each, quiet)
+
+    def _backward_steps(self, t, check_each, layer_quiet):
         out = self.layers[-1]
         if out.a is None:
             raise TargetError("backward: run forward first; there is no output to compare")
@@ -323,7 +339,7 @@ class Network:
         for i in range(len(self.layers) - 1, -1, -1):
             layer = self.layers[i]
             need_dx = i > 0
-            with np.errstate(over="ignore", invalid="ignore"):
+            with layer_quiet():
                 if fused:
                     grad = layer.backward_delta(grad, need_dx)
                     fused = False
@@ -377,8 +393,9 @@ class Network:
         return incoming_ok
 
     def backward(self, t) -> float:
-        for _ in self.iter_backward(t, check_each=False):
-            pass
+        with quiet():
+            for _ in self._backward_steps(t, False, nullcontext):
+                pass
         return self.loss_value
 
     @property
@@ -388,7 +405,7 @@ class Network:
         if first.delta is None:
             return None
         if self._input_grad is None:
-            with np.errstate(over="ignore", invalid="ignore"):
+            with quiet():
                 self._input_grad = first.input_gradient()
         return self._input_grad
 

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from bpviz.core import AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, Network
+from bpviz.core.layers import conv as conv_module
 
 _REF_PATH = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "loop_reference.py"
 _spec = importlib.util.spec_from_file_location("bpviz_loop_reference", _REF_PATH)
@@ -294,8 +295,12 @@ def _case_id(case):
     return "N{}C{}H{}W{}F{}-k{}-s{}-p{}".format(*case).replace(" ", "")
 
 
+@pytest.mark.parametrize("scatter", ["bincount", "per-offset adds"])
 @pytest.mark.parametrize("case", CONV_CASES, ids=[_case_id(c) for c in CONV_CASES])
-def test_core_conv2d_matches_loop(case):
+def test_core_conv2d_matches_loop(case, scatter, monkeypatch):
+    # ∂x is scattered with one bincount for small batches and one add per kernel offset for
+    # large ones; both must agree with the loops.
+    monkeypatch.setattr(conv_module, "BINCOUNT_MAX", 2**16 if scatter == "bincount" else 0)
     N, C, H, Wd, F, k, s, p = case
     rng = np.random.default_rng(zlib.crc32(_case_id(case).encode()))
     kh, kw = ref._pair(k)

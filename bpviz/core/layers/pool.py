@@ -101,14 +101,23 @@ class MaxPool2D(_Pool2D):
         return route
 
     def input_gradient(self):
-        won = np.zeros(self._max.shape, dtype=bool)
-        parts = []
-        for _, _, sl in self._slices():
+        """δ to each window's first maximum: ``rest`` is the δ no earlier offset has taken
+        (x·1 and x − x are exact, so every δ lands whole on exactly one input)."""
+        slices = [sl for _, _, sl in self._slices()]
+        tiled = all(s >= k for s, k in zip(self.stride, self.size))   # windows never overlap
+        dxp = np.zeros(self.delta.shape[:2] + self._buffer_hw(), dtype=self.delta.dtype)
+        rest = self.delta
+        for i, sl in enumerate(slices):
             hit = self._xp[sl] == self._max
-            hit &= ~won
-            won |= hit
-            parts.append((sl, self.delta * hit))
-        return self._scatter(parts)
+            if tiled:
+                taken = np.multiply(rest, hit, out=dxp[sl])
+            else:
+                taken = rest * hit
+                dxp[sl] += taken
+            if i < len(slices) - 1:
+                rest = rest - taken
+        (_, h, w), (p, q) = self.input_shape, self.padding
+        return dxp[:, :, p:p + h, q:q + w]
 
     def kink_state(self):
         return None if self.z is None else self.routing()
