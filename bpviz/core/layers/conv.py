@@ -16,7 +16,6 @@ With a larger stride ``Wc`` = OW (no extra positions).
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 from .base import Layer, int_pair, pair_text, positive_int
 from .windows import check_image_input, output_hw
@@ -62,15 +61,16 @@ class ColumnGeometry:
         buf[:, :, self.ph:self.ph + self.h, self.pw:self.pw + self.w] = x
         return buf
 
-    def _view(self, buf, axes_cn, writeable=False):
-        """(C, kh, kw, N, OH, Wc) strided view of ``buf``: kernel entry (c, m, n)'s column
-        row for every image. ``axes_cn``: the buffer's axes of C and N. Offsets overlap each
-        other (never themselves), so a writeable view is added to one offset at a time."""
+    def _view(self, buf, axes_cn):
+        """(C, kh, kw, N, OH, Wc) strided view of the C-contiguous ``buf``: kernel entry
+        (c, m, n)'s column row for every image. ``axes_cn``: the buffer's axes of C and N.
+        Offsets overlap each other (never themselves), so the view is added to one offset at
+        a time. (Built with the ndarray constructor: ``as_strided`` costs ~10 µs a call.)"""
         st = buf.strides
-        return as_strided(buf, (buf.shape[axes_cn[0]], self.kh, self.kw, buf.shape[axes_cn[1]],
-                                self.oh, self.wc),
+        return np.ndarray((buf.shape[axes_cn[0]], self.kh, self.kw, buf.shape[axes_cn[1]],
+                           self.oh, self.wc), buf.dtype, buf, 0,
                           (st[axes_cn[0]], st[2], st[3], st[axes_cn[1]], st[2] * self.sh,
-                           st[3] * self.sw), writeable=writeable)
+                           st[3] * self.sw))
 
     def columns(self, buf):
         """(C·kh·kw, N·OH·Wc) columns from the (N, C, Hb, Wp) input buffer."""
@@ -105,7 +105,7 @@ class ColumnGeometry:
             buf = buf.astype(dcols.dtype, copy=False).reshape(c, n, self.hb, self.wp)
         else:
             buf = np.zeros((c, n, self.hb, self.wp), dtype=dcols.dtype)
-            view = self._view(buf, (0, 1), writeable=True)
+            view = self._view(buf, (0, 1))
             dcols = dcols.reshape(c, self.kh, self.kw, n, self.oh, self.wc)
             for m in range(self.kh):
                 for k in range(self.kw):
@@ -199,7 +199,9 @@ class Conv2D(Layer):
 
     def param_grads(self, delta):
         d2 = self._columns().widen(delta)      # zero at the extra positions of wide rows
-        self.grads["W"] = (d2 @ self._cols.T).reshape(self.params["W"].shape)
+        # (cols · δᵀ)ᵀ rather than δ · colsᵀ: the same sums, measured up to 1.7× faster here
+        # with OpenBLAS for these skinny products (few filters, many positions).
+        self.grads["W"] = (self._cols @ d2.T).T.reshape(self.params["W"].shape)
         self.grads["b"] = d2.sum(axis=1)
 
     def input_gradient(self):
