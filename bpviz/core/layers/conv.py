@@ -2,7 +2,7 @@
 
 Forward is im2col + one matmul. Backward: ∂W = δ correlated with the input (one matmul over
 the same columns), ∂b = Σ δ, and ∂x spreads each δ back over the pixels its window touched
-(one matmul, then one add per kernel offset).
+(one matmul, then one bincount, or one add per kernel offset for large batches).
 
 Columns are laid out (C·kh·kw, N·OH·Wc): one row per kernel entry, one column per output
 position. With a horizontal stride of 1 an output row is taken ``Wc`` = padded-width wide,
@@ -119,7 +119,7 @@ class ColumnGeometry:
             cc, m, k, nn, i, j = np.indices((c, self.kh, self.kw, n, self.oh, self.wc),
                                             sparse=True)
             pos = (((cc * n + nn) * self.hb + m + i * self.sh) * self.wp + k + j * self.sw)
-            self._target_cache = {key: pos.ravel()}
+            self._target_cache = {key: pos.ravel()}     # one batch size kept at a time
         return self._target_cache[key]
 
 
