@@ -15,7 +15,7 @@ import pyqtgraph as pg
 
 from . import colors
 from .base import backward_note, fmt
-from .plots import PlotsPanel
+from .plots import FADED, PlotsPanel, history_curve
 
 HINT = "No gradients yet — run the backward pass (F11 steps it layer by layer, F10 a whole step)"
 BAR_W = 0.36
@@ -111,6 +111,9 @@ class GradientPanel(PlotsPanel):
         logs = [np.log10(v) for v in np.concatenate([grad, delta]) if np.isfinite(v) and v > 0]
         floor = math.floor(min(logs)) if logs else -1.0        # whole decades: labelled ends
         top = math.ceil(max(logs)) if logs else 0.0
+        if not self.texts_due and self._bar_key is not None and self._bar_key[2] == len(grad):
+            # the axis labels are text: between due frames the range only grows
+            floor, top = min(floor, self._bar_key[0]), max(top, self._bar_key[1])
         for item, values, shift in ((self.grad_bars, grad, -BAR_W / 2),
                                     (self.delta_bars, delta, BAR_W / 2)):
             keep = np.flatnonzero(np.isfinite(values) & (values > 0))
@@ -140,10 +143,9 @@ class GradientPanel(PlotsPanel):
             if "W" not in l.params:
                 self.curves.append(None)
                 continue
-            curve = pg.PlotDataItem(pen=pg.mkPen(colors.series_color(l.index), width=1.5),
-                                    name=f"{l.index} {l.kind}")
-            curve.setDownsampling(auto=True, method="peak")
-            curve.setClipToView(True)
+            curve = history_curve(pg.PlotDataItem(
+                pen=pg.mkPen(colors.series_color(l.index)),
+                name=f"{l.index} {l.kind}"))
             self.history.addItem(curve)
             self.curves.append(curve)
         # one short row of entries at the top, not a tall column over the curves
@@ -186,8 +188,11 @@ class GradientPanel(PlotsPanel):
         self._selected = (index, self._arch)
         self.highlight.setRegion((index - 0.5, index + 0.5))
         for i, curve in self._curve_items():
-            pen = pg.mkPen(colors.series_color(i), width=3.5 if i == index else 1.5)
-            curve.setPen(pen)
+            color = colors.series_color(i)
+            if i != index:
+                color.setAlpha(FADED)
+            curve.setPen(pg.mkPen(color))
+            curve.setZValue(1 if i == index else 0)
 
     def set_layer(self, index: int) -> None:
         super().set_layer(index)

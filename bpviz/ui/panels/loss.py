@@ -1,7 +1,7 @@
 """LossPanel: loss and accuracy over the recorded steps, with the current values as text.
 
-Top: the loss of every recorded backward pass (thin) and its running mean over the last 10
-(thick), so the trend shows through mini-batch noise. Bottom: the batch accuracy on a fixed
+Top: the loss of every recorded backward pass (light) and its running mean over the last 10
+(dark), so the trend shows through mini-batch noise. Bottom: the batch accuracy on a fixed
 0–1 axis, x linked to the loss plot. Values come from the snapshot's history arrays.
 """
 from __future__ import annotations
@@ -11,11 +11,11 @@ import pyqtgraph as pg
 
 from . import colors
 from .base import fmt
-from .plots import PlotsPanel
+from .plots import PlotsPanel, history_curve
 
 HINT = "No loss yet — finish a backward pass (F10 runs a whole step)"
 MEAN_WINDOW = 10
-LIGHT = pg.mkColor(235, 160, 150)        # every step, thin; the mean is LOSS_COLOR, thick
+LIGHT = pg.mkColor(235, 160, 150)        # every step, light; the mean is LOSS_COLOR, dark
 
 
 class LossPanel(PlotsPanel):
@@ -27,11 +27,11 @@ class LossPanel(PlotsPanel):
             0, f"{colors.key_html(LIGHT, 'loss')} &nbsp;"
                f"{colors.key_html(colors.LOSS_COLOR, f'mean of last {MEAN_WINDOW}')}", steps=True)
         self.loss_plot.setLabel("bottom", None)            # the accuracy plot names the axis
-        self.loss_curve = self.loss_plot.plot(pen=pg.mkPen(LIGHT, width=1), connect="finite")
-        self.mean_curve = self.loss_plot.plot(pen=pg.mkPen(colors.LOSS_COLOR, width=2.5),
+        self.loss_curve = self.loss_plot.plot(pen=pg.mkPen(LIGHT), connect="finite")
+        self.mean_curve = self.loss_plot.plot(pen=pg.mkPen(colors.LOSS_COLOR),
                                               connect="finite")
         self.acc_plot = self.add_plot(1, "accuracy (batch)", steps=True)
-        self.acc_curve = self.acc_plot.plot(pen=pg.mkPen(colors.ACC_COLOR, width=2),
+        self.acc_curve = self.acc_plot.plot(pen=pg.mkPen(colors.ACC_COLOR),
                                             connect="finite")
         self.acc_plot.setYRange(-0.04, 1.04, padding=0)
         self.acc_plot.setLimits(yMin=-0.05, yMax=1.05)
@@ -40,8 +40,7 @@ class LossPanel(PlotsPanel):
         self.loss_plot.disableAutoRange()              # ranges follow the data (PlotsPanel.follow)
         self.acc_plot.disableAutoRange()
         for curve in (self.loss_curve, self.mean_curve, self.acc_curve):
-            curve.setDownsampling(auto=True, method="peak")
-            curve.setClipToView(True)
+            history_curve(curve)
         self.glw.ci.layout.setRowStretchFactor(0, 3)
         self.glw.ci.layout.setRowStretchFactor(1, 2)
         self._has_acc = True

@@ -10,7 +10,9 @@ the text with a ``describe(k, r, c, value)`` callback).
 Cost while training: axes and tile labels are cached as pixmaps (an axis is re-rendered only
 when its ticks change), ``nice=True`` limits are sticky (colours.sticky_limit) so the colour
 bar keeps its labels across steps, and ``text_held`` lets a panel skip caption/title text
-(which needs text layout) on frames that are not due for it.
+(which needs text layout) on frames that are not due for it. The colour bar's labels are
+text too: on a held frame a sticky limit stays as it is (values beyond it show in the end
+colours until the next due frame; image and bar always agree).
 """
 from __future__ import annotations
 
@@ -169,7 +171,11 @@ class MosaicView(QWidget):
                                fixed)
         if nice and mode == "per-layer":
             what = (key, limit_key)
-            hi = colors.sticky_limit(self._sticky if what == self._sticky_key else None, hi)
+            same_thing = what == self._sticky_key and self._sticky is not None
+            if same_thing and self.text_held:
+                hi = self._sticky        # the bar's labels are text: they change when due
+            else:
+                hi = colors.sticky_limit(self._sticky if same_thing else None, hi)
             self._sticky, self._sticky_key = hi, what
             lo = -hi if signed else 0.0
         mosaic = colors.for_display(tile(shown, layout), lo, hi)

@@ -25,6 +25,18 @@ from .mapview import cache_axes
 
 
 SYMBOLS_UP_TO = 30
+FADED = 110                # alpha of the curves that are not emphasised
+
+
+def history_curve(curve: pg.PlotDataItem) -> pg.PlotDataItem:
+    """Set a history curve up to stay cheap as it grows: only the part in view, reduced to
+    about one min/max pair per two pixels ("peak": spikes survive). Curves are 1 px wide:
+    wider pens are stroked segment by segment (+1 to 2.5 ms per curve and frame, offscreen),
+    so emphasis is by colour and opacity, not width."""
+    curve.setDownsampling(auto=True, method="peak")
+    curve.opts["autoDownsampleFactor"] = 0.5
+    curve.setClipToView(True)
+    return curve
 
 
 class StepAxis(pg.AxisItem):
