@@ -149,9 +149,11 @@ class Network:
                 layer.build(shape, self._rng, self.dtype, i)
             shape = layer.output_shape
         self.layers, self.input_shape = list(new_layers), input_shape
-        self._reset_pass()
+        self.clear_pass()
 
-    def _reset_pass(self):
+    def clear_pass(self):
+        """Forget the last pass: no x, z, a, δ, loss or NaN/Inf report left (weights kept)."""
+        self.nonfinite, self.loss_value = [], None
         self._x = None
         self._input_grad = None
         for layer in self.layers:
@@ -291,8 +293,8 @@ class Network:
         # reports instead); ``layer_quiet`` does it per layer, so that a caller stepping the
         # generator keeps its own settings between steps.
         x = self.check_input(x)
-        self._reset_pass()
-        self.nonfinite, self.loss_value, self._x = [], None, x
+        self.clear_pass()
+        self._x = x
         a = x
         for i, layer in enumerate(self.layers):
             with layer_quiet():

@@ -19,6 +19,13 @@ class History:
         self.grad_norms: list[list[float]] = []
         self.delta_norms: list[list[float]] = []
 
+    def truncate(self, step: int) -> None:
+        """Drop the rows of step ``step`` and later (rewinding to the start of that step)."""
+        keep = sum(1 for s in self.steps if s < step)
+        for column in (self.steps, self.loss, self.accuracy, self.grad_norms,
+                       self.delta_norms):
+            del column[keep:]
+
     def __len__(self) -> int:
         return len(self.loss)
 

@@ -328,21 +328,12 @@ class Recorder:
         s.net.set_params(rec.params)                 # validates first; raises changing nothing
         s.optimizer.reset()
         rec.start.apply(s)
-        h = s.history
-        keep = sum(1 for step in h.steps if step < rec.step)
-        for column in (h.steps, h.loss, h.accuracy, h.grad_norms, h.delta_norms):
-            del column[keep:]
-        s.step_count = rec.step
-        s.last_update = s.last_error = None
-        s._reset_cursor()                            # ready, no pass in progress
-        s.net._reset_pass()                          # no z/a/δ of the present left over
-        s.net.nonfinite, s.net.loss_value = [], None
-        s.dirty = True
+        s.rewind(rec.step)
         with self._lock:
             pos = self._records.index(rec)
             self._records = self._records[:pos + 1]
             self._total = sum(r.nbytes for r in self._records)
-            del self._rows[len(h.steps):]
+            del self._rows[len(s.history.steps):]
             self._boundary = (s.step_count, rec.start)
             self._after_step = None
         self._restoring = True

@@ -321,6 +321,16 @@ class Session:
                                batch_size=self.trainer.batch_size, seed=self.preset.seed)
         self._structure_changed()
 
+    def rewind(self, step: int) -> None:
+        """Back to the start of step ``step`` (weights and data already put back by the
+        caller): no pass in progress, no update, history rows of that step on dropped."""
+        self.history.truncate(step)
+        self.step_count = step
+        self.last_update = self.last_error = None
+        self._reset_cursor()
+        self.net.clear_pass()
+        self.dirty = True
+
     # ----- files ---------------------------------------------------------------------------
     def save(self, path) -> None:
         save_network(path, self.net, optimizer=self.optimizer, step=self.step_count)
