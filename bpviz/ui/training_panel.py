@@ -133,7 +133,10 @@ class TrainingPanel(QWidget):
         self.reduction_label.setText(f"{self.session.net.reduction} over the batch")
         n = len(self.session.dataset)
         per_step = {"sample": 1, "full-batch": n}.get(t["mode"], min(t["batch_size"], n))
-        self.batch_note.setText(f"{per_step} of {n} samples per step")
+        note = f"{per_step} of {n} samples per step"
+        if per_step > 1:        # the sample chooser picks the sample of per-sample mode only
+            note += "; the panels show the first sample of each batch"
+        self.batch_note.setText(note)
         if not keep_error:
             self.error_label.clear()
 

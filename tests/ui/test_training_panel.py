@@ -61,12 +61,16 @@ def test_mode_and_batch_size(qtbot, panel):
     panel.mode_combo.setCurrentIndex(panel.mode_combo.findText("sample"))
     assert s.trainer.mode == "sample" and not panel.batch_spin.isEnabled()
     assert panel.batch_note.text().startswith("1 of 200")
+    assert "first sample" not in panel.batch_note.text()
     panel.mode_combo.setCurrentIndex(panel.mode_combo.findText("mini-batch"))
     assert panel.batch_spin.isEnabled()
     panel.batch_spin.selectAll()
     qtbot.keyClicks(panel.batch_spin, "8")
     qtbot.keyClick(panel.batch_spin, Qt.Key_Return)
     assert s.trainer.batch_size == 8 and s.trainer.effective_batch == 8
+    # the panels draw one sample of the batch: the note says which
+    assert panel.batch_note.text().startswith("8 of 200")
+    assert "first sample of each batch" in panel.batch_note.text()
     panel.mode_combo.setCurrentIndex(panel.mode_combo.findText("full-batch"))
     assert s.trainer.mode == "full-batch" and panel.batch_note.text().startswith("200 of 200")
 
