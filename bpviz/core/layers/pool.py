@@ -25,6 +25,7 @@ class _Pool2D(Layer):
         if not isinstance(ceil_mode, (bool, np.bool_)):
             raise LayerConfigError(f"{self.kind}: ceil_mode {ceil_mode!r} must be true or false")
         self.ceil_mode = bool(ceil_mode)
+        self._slices_key = self._slice_list = None
         for p, k in zip(self.padding, self.size):
             if 2 * p > k:
                 raise LayerConfigError(
@@ -67,7 +68,12 @@ class _Pool2D(Layer):
         return xp
 
     def _slices(self):
-        return window_slices(self.size, self.stride, self.output_shape[1:])
+        """[(m, n, slices)] for every window offset, row-major (kept per output shape)."""
+        key = (self.size, self.stride, self.output_shape)
+        if self._slices_key != key:
+            self._slices_key = key
+            self._slice_list = list(window_slices(self.size, self.stride, self.output_shape[1:]))
+        return self._slice_list
 
     def _scatter(self, parts):
         """Sum per-offset gradient pieces back into an input-shaped array."""
@@ -84,9 +90,11 @@ class MaxPool2D(_Pool2D):
 
     def linear(self, x):
         xp = self._padded(x)
-        out = None
-        for _, _, sl in self._slices():
-            out = xp[sl].copy() if out is None else np.maximum(out, xp[sl], out=out)
+        slices = [sl for _, _, sl in self._slices()]
+        out = xp[slices[0]].copy() if len(slices) == 1 else np.maximum(xp[slices[0]],
+                                                                         xp[slices[1]])
+        for sl in slices[2:]:
+            np.maximum(out, xp[sl], out=out)
         self._xp, self._max = xp, out
         return out
 
