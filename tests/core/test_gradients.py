@@ -168,6 +168,30 @@ def test_maxpool_tie_goes_to_first_maximum_row_major():
     assert np.array_equal(dx[0, 0], expected)
 
 
+@pytest.mark.parametrize("memory", ["NCHW", "CNHW", "strided"])
+def test_maxpool_tiled_windows_route_like_the_general_path(memory):
+    """Windows tiling the input exactly take a two-pass shortcut; on data full of ties (and
+    in every memory layout a layer can receive) it must route δ as the general path does,
+    here run on the same data with one extra row and column that floor mode drops."""
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 3, size=(3, 4, 7, 9)).astype(np.float64)     # many ties
+    d = rng.standard_normal((3, 4, 3, 4))
+    inner = x[:, :, :6, :8]
+    if memory == "CNHW":
+        inner = np.ascontiguousarray(inner.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    elif memory == "strided":
+        inner = x[:, :, :6, :8]                   # a view with gaps
+    else:
+        inner = np.ascontiguousarray(inner)
+    tiled = built(MaxPool2D(2), (4, 6, 8))
+    general = built(MaxPool2D(2), (4, 7, 9))
+    assert np.array_equal(tiled.forward(inner), general.forward(x))
+    dx_tiled, dx_general = tiled.backward(d.copy()), general.backward(d.copy())
+    assert np.array_equal(dx_tiled, dx_general[:, :, :6, :8])
+    assert not dx_general[:, :, 6:, :].any() and not dx_general[:, :, :, 8:].any()
+    assert np.array_equal(tiled.routing(), general.routing())
+
+
 def test_maxpool_all_equal_overlapping_windows_route_to_each_windows_first_cell():
     """Stride 1 over a constant image: each window's δ lands on its own top-left cell."""
     layer = built(MaxPool2D(2, stride=1), (1, 3, 3))
