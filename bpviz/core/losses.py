@@ -29,7 +29,7 @@ def targets(loss: str, t, out_shape: tuple, dtype) -> np.ndarray:
     """
     t = np.asarray(t)
     n = out_shape[0]
-    if t.dtype == object or not (np.issubdtype(t.dtype, np.number) or t.dtype == bool):
+    if t.dtype.kind not in "biufc":             # numbers or booleans
         raise TargetError(f"targets: dtype {t.dtype} is not numeric")
     if t.ndim == 1 and len(out_shape) == 2 and t.shape != out_shape:
         if len(t) != n:

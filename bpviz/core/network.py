@@ -268,7 +268,7 @@ class Network:
     # ----- passes ----------------------------------------------------------------------------
     def check_input(self, x) -> np.ndarray:
         x = np.asarray(x)
-        if x.dtype == object or not np.issubdtype(x.dtype, np.number):
+        if x.dtype.kind not in "iufc":              # numbers (not bool, object, text, time)
             raise TargetError(f"input: dtype {x.dtype} is not numeric")
         if x.shape[1:] != self.input_shape or x.ndim != len(self.input_shape) + 1:
             raise TargetError(f"input: shape {x.shape} does not match (N, "
