@@ -475,3 +475,33 @@ def test_thousands_of_repaints_leak_nothing(qtbot, cnn):
     assert elapsed < 30, f"3,000 refreshes took {elapsed:.1f} s"
     for p in panels:
         assert p.last_snapshot in (first, second)
+
+
+def test_mosaic_pixels_are_the_colour_map_of_the_values(qtbot, cnn):
+    """The image on screen: each mosaic pixel has the colour-map entry of its value's bin in
+    [lo, hi] (256 bins), gaps between tiles are transparent, and the colour bar beside it
+    is labelled with round values inside the same limits."""
+    from bpviz.ui.panels import colors
+    p = make(qtbot, FeatureMapsPanel)
+    cnn.forward()
+    p.show_snapshot(cnn.snapshot())
+    view = p.view_z
+    z = cnn.net.layers[0].z[0]
+    lo, hi = view.levels
+    table = colors.cmap("diverging").getLookupTable(0.0, 1.0, 256, alpha=False)
+    lay = view.layout_
+    for k, r, c in ((0, 0, 0), (1, 3, 4), (z.shape[0] - 1, z.shape[1] - 1, z.shape[2] - 1)):
+        y0, x0 = lay.origin(k)
+        value = float(np.float32(z[k, r, c]))
+        i = min(int((value - lo) / (hi - lo) * 256), 255)
+        argb = view.image.pixel(y0 + r, x0 + c)
+        assert argb >> 24 == 255
+        assert ((argb >> 16) & 255, (argb >> 8) & 255, argb & 255) == tuple(table[i])
+    assert view.image.pixel(0, lay.w) >> 24 == 0               # the gap column
+    assert view.image.width() == view.mosaic.shape[1] and view.image.height() == \
+        view.mosaic.shape[0]
+    ticks = view.bar._ticks
+    assert tuple(view.bar.levels()) == (lo, hi) and 3 <= len(ticks) <= view.bar.MAX_TICKS
+    assert (0.0, "0") in ticks
+    for value, text in ticks:
+        assert lo <= value <= hi and float(text.replace("−", "-")) == pytest.approx(value)

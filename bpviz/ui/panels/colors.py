@@ -46,6 +46,38 @@ def cmap(kind: str) -> pg.ColorMap:
     return _CMAPS[name]
 
 
+LUT_SIZE = 256
+_LUTS: dict[str, np.ndarray] = {}
+
+
+def lut32(kind: str) -> np.ndarray:
+    """The colour map ``kind`` as LUT_SIZE + 1 opaque ARGB32 pixels (uint32, the layout of
+    QImage.Format_ARGB32_Premultiplied); the extra last entry is transparent, for NaN."""
+    if kind not in _LUTS:
+        rgb = cmap(kind).getLookupTable(0.0, 1.0, LUT_SIZE, alpha=False).astype(np.uint32)
+        argb = (0xFF << 24) | (rgb[:, 0] << 16) | (rgb[:, 1] << 8) | rgb[:, 2]
+        _LUTS[kind] = np.append(argb, 0).astype(np.uint32)
+    return _LUTS[kind]
+
+
+def lut_index(mosaic: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Entry of the LUT for every value: [lo, hi] split into LUT_SIZE equal bins (values
+    beyond the limits take the end colours), NaN → LUT_SIZE (transparent)."""
+    m = np.asarray(mosaic, dtype=np.float32)
+    span = hi - lo
+    scale = np.float32(LUT_SIZE / span) if span > 0 and math.isfinite(span) else np.float32(0)
+    with np.errstate(invalid="ignore", over="ignore"):
+        x = (m - np.float32(lo)) * scale
+    np.clip(x, 0, LUT_SIZE - 1, out=x)             # NaN stays NaN
+    x[np.isnan(x)] = LUT_SIZE
+    return x.astype(np.intp)
+
+
+def to_argb(mosaic: np.ndarray, lo: float, hi: float, kind: str) -> np.ndarray:
+    """A float mosaic as ARGB32 pixels (uint32, C-contiguous) of colour map ``kind``."""
+    return lut32(kind).take(lut_index(mosaic, lo, hi))
+
+
 def series_color(i: int) -> QColor:
     return QColor(SERIES[i % len(SERIES)])
 
@@ -83,6 +115,7 @@ def limits(data: np.ndarray, signed: bool, mode: str, fixed: float) -> tuple[flo
 
 NICE_STEPS = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
 STICKY_BAND = 0.5          # a sticky limit holds while largest ∈ [STICKY_BAND × limit, limit]
+HELD_BAND = 0.25           # … and within [HELD_BAND × limit, limit] while text is held
 
 
 def nice_ceil(value: float) -> float:
@@ -103,10 +136,11 @@ def nice_ceil(value: float) -> float:
     return min(v, LIMIT_MAX)
 
 
-def sticky_limit(previous: float | None, largest_value: float) -> float:
+def sticky_limit(previous: float | None, largest_value: float,
+                 band: float = STICKY_BAND) -> float:
     """A "nice" colour limit for ``largest_value`` (> 0) that stays ``previous`` while
-    ``largest_value`` lies within [STICKY_BAND × previous, previous]."""
-    if previous is not None and STICKY_BAND * previous <= largest_value <= previous:
+    ``largest_value`` lies within [band × previous, previous]."""
+    if previous is not None and band * previous <= largest_value <= previous:
         return previous
     return nice_ceil(largest_value)
 

@@ -1,25 +1,27 @@
 """MosaicView: one titled image view that draws a stack of tiles as a single mosaic.
 
 A view holds, created once: a title and a caption (QLabels, so they follow the application's
-font and palette), one pyqtgraph ``PlotItem`` with one ``ImageItem``, and a non-interactive
-``ColorBarItem``. ``show_tiles`` only pushes data (``setImage`` with explicit float32 levels);
-tile labels (``TextItem``s) and axis ticks are rebuilt only when the layout changes.
-Hovering the image reports "… · row r · col c · value" through ``hovered`` (the panel formats
-the text with a ``describe(k, r, c, value)`` callback).
+font and palette), one pyqtgraph ``PlotItem`` with one ``MosaicImage`` (the mosaic coloured
+through the colour map's 256-entry table, NaN transparent) and a ``ColorBar``. ``show_tiles``
+only pushes data; tile labels (``TextItem``s) and axis ticks are rebuilt only when the
+layout changes. Hovering the image reports "… · row r · col c · value" through ``hovered``
+(the panel formats the text with a ``describe(k, r, c, value)`` callback).
 
-Cost while training: axes and tile labels are cached as pixmaps (an axis is re-rendered only
-when its ticks change), ``nice=True`` limits are sticky (colours.sticky_limit) so the colour
-bar keeps its labels across steps, and ``text_held`` lets a panel skip caption/title text
-(which needs text layout) on frames that are not due for it. The colour bar's labels are
-text too: on a held frame a sticky limit stays as it is (values beyond it show in the end
-colours until the next due frame; image and bar always agree).
+Cost while training (frames of every panel at ~30 per second): axes and label texts are
+cached as pixmaps, the colour bar draws prepared static texts, ``nice=True`` limits are
+sticky (colours.sticky_limit) so the colour bar keeps its labels across steps, and
+``text_held`` lets a panel skip caption/title text (which needs text layout) on frames that
+are not due for it. On such a held frame a sticky limit also holds over a wider band (data
+down to a quarter of it); data above a limit always raise it at once.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QFont, QPen
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPen, QStaticText
 from PySide6.QtWidgets import (QGraphicsItem, QGraphicsRectItem, QLabel, QSizePolicy,
                                QStackedWidget, QToolTip, QVBoxLayout, QWidget)
 
@@ -41,25 +43,172 @@ def cache_axes(plot) -> None:
         plot.getAxis(name).setCacheMode(CACHED)
 
 
-def remember_specs(axis: pg.AxisItem, size: int = 12) -> None:
-    """Reuse the axis's tick layout for a range, size and style it has drawn before: a colour
-    bar's limits move among a few "nice" values, and laying out its tick labels is the
-    expensive part of drawing it."""
-    generate, memo = axis.generateDrawSpecs, {}
+def cache_text(item: pg.TextItem) -> None:
+    """Keep a label's text as a pixmap: a label on top of an image is repainted with every
+    new image, and replaying its text layout costs ~0.1 ms a label. (Only the text: the
+    TextItem itself sets its transform while it paints, which a cached box does not see.)"""
+    item.textItem.setCacheMode(CACHED)
 
-    def generate_remembered(painter):
-        st = axis.style
-        key = (tuple(axis.range), axis.width(), axis.height(), axis.pen().color().rgba(),
-               axis.textPen().color().rgba(), st["showValues"], st["tickLength"],
-               str(st["tickFont"]), repr(axis._tickLevels), axis.label.isVisible())
-        specs = memo.get(key)
-        if specs is None:
-            specs = generate(painter)
-            if len(memo) >= size:
-                memo.pop(next(iter(memo)))
-            memo[key] = specs
-        return specs
-    axis.generateDrawSpecs = generate_remembered
+
+class MosaicImage(pg.GraphicsObject):
+    """The mosaic as one QImage, coloured here through a 256-entry colour table
+    (colors.to_argb; NaN transparent) and drawn pixel for pixel, unsmoothed, in mosaic
+    coordinates (x = column, y = row). pyqtgraph's ImageItem does the same through a general
+    pipeline that costs ~5× more per new image, which matters at 30 frames a second."""
+
+    def __init__(self):
+        super().__init__()
+        self.image: np.ndarray | None = None       # the float mosaic drawn
+        self.levels: tuple[float, float] | None = None
+        self.qimage: QImage | None = None
+        self._pixels = None                        # the ARGB32 buffer behind qimage
+
+    def set_image(self, mosaic: np.ndarray, lo: float, hi: float, kind: str) -> None:
+        pixels = colors.to_argb(mosaic, lo, hi, kind)
+        h, w = pixels.shape
+        if self._pixels is None or self._pixels.shape != pixels.shape:
+            self.prepareGeometryChange()
+        self._pixels, self.image, self.levels = pixels, mosaic, (lo, hi)
+        self.qimage = QImage(pixels.data, w, h, 4 * w, QImage.Format.Format_ARGB32_Premultiplied)
+        self.update()
+
+    def clear(self) -> None:
+        if self._pixels is not None:
+            self.prepareGeometryChange()
+        self._pixels = self.image = self.levels = self.qimage = None
+        self.update()
+
+    def width(self) -> int:
+        return 0 if self._pixels is None else self._pixels.shape[1]
+
+    def height(self) -> int:
+        return 0 if self._pixels is None else self._pixels.shape[0]
+
+    def getLevels(self):
+        return self.levels
+
+    def pixel(self, row: int, col: int) -> int:
+        """The ARGB32 colour drawn for mosaic pixel (row, col) (tests)."""
+        return int(self.qimage.pixel(col, row))
+
+    def boundingRect(self) -> QRectF:
+        return QRectF(0, 0, self.width(), self.height())
+
+    def paint(self, painter, *args) -> None:
+        if self.qimage is not None:
+            painter.drawImage(self.boundingRect(), self.qimage)
+
+
+class ColorBar(pg.GraphicsWidget):
+    """A vertical colour bar for [lo, hi] with a few round tick values beside it.
+
+    Drawn by hand: the gradient is one cached QImage of the colour map (the very table the
+    mosaic is coloured with) and every tick label a ``QStaticText`` kept per string, so a
+    new pair of limits costs a few blits instead of pyqtgraph's axis layout (~3 ms a bar,
+    which at batch 1 is paid on almost every frame). Fixed width: new labels never change
+    the layout."""
+
+    BAR_W, GAP, TICK = 12, 3, 4
+    MAX_TICKS = 7                        # labelled ticks at most (0 and the round steps)
+
+    def __init__(self, kind: str = "diverging"):
+        super().__init__()
+        self.kind = kind
+        self.lo, self.hi = 0.0, 1.0
+        self._gradient = None
+        self._texts: dict[str, QStaticText] = {}
+        self._ticks: list[tuple[float, str]] = []
+        self.text_color = QColor(0, 0, 0)
+        self.font_ = QFont()
+        self.font_.setPointSizeF(max(6.5, self.font_.pointSizeF() * 0.8))
+        metrics = QFontMetricsF(self.font_)
+        self._text_h = metrics.height()
+        width = self.BAR_W + self.TICK + self.GAP + metrics.horizontalAdvance("−8.88e−88")
+        self.setMinimumWidth(width)
+        self.setMaximumWidth(width)
+        self.setMinimumHeight(60)
+        self.setMaximumHeight(BAR_MAX_HEIGHT)
+        self.setCacheMode(CACHED)
+        self.set_colormap(kind)
+
+    # the names tests and callers know from pyqtgraph's ColorBarItem
+    def colorMap(self) -> pg.ColorMap:
+        return colors.cmap(self.kind)
+
+    def levels(self) -> tuple[float, float]:
+        return (self.lo, self.hi)
+
+    def set_colormap(self, kind: str) -> None:
+        self.kind = kind
+        table = colors.lut32(kind)[:colors.LUT_SIZE][::-1].copy()     # top = hi
+        self._gradient = (table, QImage(table.data, 1, table.size, 4,
+                                        QImage.Format.Format_ARGB32_Premultiplied))
+        self.update()
+
+    def set_levels(self, lo: float, hi: float) -> None:
+        if (lo, hi) != (self.lo, self.hi):
+            self.lo, self.hi = float(lo), float(hi)
+            self._ticks = bar_ticks(self.lo, self.hi, self.MAX_TICKS)
+            self.update()
+
+    def set_text_color(self, color: QColor) -> None:
+        self.text_color = QColor(color)
+        self.update()
+
+    def _bar_rect(self) -> QRectF:
+        r = self.rect()
+        pad = self._text_h / 2
+        return QRectF(r.left(), r.top() + pad, self.BAR_W, max(r.height() - 2 * pad, 1.0))
+
+    def paint(self, painter, *args) -> None:
+        bar = self._bar_rect()
+        painter.drawImage(bar, self._gradient[1])
+        pen = QPen(self.text_color)
+        pen.setCosmetic(True)
+        painter.setPen(pen)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawRect(bar)
+        painter.setFont(self.font_)
+        span = self.hi - self.lo
+        x = bar.right()
+        for value, text in self._ticks:
+            y = bar.bottom() - (value - self.lo) / span * bar.height() if span > 0 else \
+                bar.center().y()
+            painter.drawLine(QPointF(x, y), QPointF(x + self.TICK, y))
+            static = self._texts.get(text)
+            if static is None:
+                if len(self._texts) > 256:
+                    self._texts.clear()
+                static = self._texts[text] = QStaticText(text)
+                static.prepare(painter.transform(), self.font_)
+            painter.drawStaticText(QPointF(x + self.TICK + self.GAP, y - self._text_h / 2),
+                                   static)
+
+
+def bar_ticks(lo: float, hi: float, most: int = 7) -> list[tuple[float, str]]:
+    """(value, label) for round values in [lo, hi]: multiples of 1, 2, 2.5 or 5 × 10^k,
+    at most ``most`` of them (0 among them when it is inside); labels with 3 significant
+    digits at most and a real minus sign."""
+    span = hi - lo
+    if not (math.isfinite(span) and span > 0):
+        return [(lo, _tick_text(lo))] if math.isfinite(lo) else []
+    exp = math.floor(math.log10(span / most))
+    step = None
+    for e in (exp, exp + 1, exp + 2):
+        for m in (1.0, 2.0, 2.5, 5.0):
+            candidate = m * 10.0 ** e
+            if math.floor(hi / candidate + 1e-9) - math.ceil(lo / candidate - 1e-9) + 1 <= most:
+                step = candidate
+                break
+        if step is not None:
+            break
+    first, last = math.ceil(lo / step - 1e-9), math.floor(hi / step + 1e-9)
+    return [(k * step, _tick_text(k * step)) for k in range(first, last + 1)]
+
+
+def _tick_text(v: float) -> str:
+    text = f"{float(f'{v:.12g}'):.3g}"
+    return "0" if text in ("0", "-0") else text.replace("-", "−")
 
 
 class MosaicView(QWidget):
@@ -99,21 +248,13 @@ class MosaicView(QWidget):
         self.mat.setPen(frame)
         self.mat.setZValue(-1)
         self.plot.addItem(self.mat, ignoreBounds=True)
-        self.image = pg.ImageItem(axisOrder="row-major")
+        self.image = MosaicImage()
         self.plot.addItem(self.image)
         self.bar = None
         if colorbar:
-            self.bar = pg.ColorBarItem(interactive=False, width=12, colorMapMenu=False,
-                                       colorMap=colors.cmap("diverging"))
-            self.bar.setImageItem(self.image)
+            self.bar = ColorBar("diverging")
             self.glw.addItem(self.bar, row=0, col=1)
-            self.bar.setMaximumHeight(BAR_MAX_HEIGHT)
-            self.bar.axis.enableAutoSIPrefix(False)        # plain numbers; no relabel cost
-            cache_axes(self.bar)
-            remember_specs(self.bar.axis)
             self.glw.ci.layout.setAlignment(self.bar, Qt.AlignmentFlag.AlignVCenter)
-        else:
-            self.image.setColorMap(colors.cmap("diverging"))
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(2)
@@ -171,30 +312,23 @@ class MosaicView(QWidget):
                                fixed)
         if nice and mode == "per-layer":
             what = (key, limit_key)
-            same_thing = what == self._sticky_key and self._sticky is not None
-            if same_thing and self.text_held:
-                hi = self._sticky        # the bar's labels are text: they change when due
-            else:
-                hi = colors.sticky_limit(self._sticky if same_thing else None, hi)
+            band = colors.HELD_BAND if self.text_held else colors.STICKY_BAND
+            hi = colors.sticky_limit(self._sticky if what == self._sticky_key else None, hi,
+                                     band)
             self._sticky, self._sticky_key = hi, what
             lo = -hi if signed else 0.0
         mosaic = colors.for_display(tile(shown, layout), lo, hi)
         kind = cmap_kind or ("diverging" if signed else "sequential")
         if self.bar is not None and kind != self.cmap_kind:
-            self.bar.setColorMap(colors.cmap(kind))
-        elif self.bar is None and kind != self.cmap_kind:
-            self.image.setColorMap(colors.cmap(kind))
+            self.bar.set_colormap(kind)
         self.cmap_kind = kind
-        self.image.setImage(mosaic, autoLevels=False, levels=(lo, hi))
-        # ImageItem applies levels deferred from before its first image (ColorBarItem sets
-        # (0, 1) on attach) *after* ours: set them again, without an extra render.
-        if tuple(self.image.getLevels()) != (lo, hi):
-            self.image.setLevels((lo, hi), update=False)
-        if self.bar is not None and tuple(self.bar.levels()) != (lo, hi):
-            self.bar.setLevels((lo, hi), update_items=False)
+        self.image.set_image(mosaic, lo, hi, kind)
+        if self.bar is not None:
+            self.bar.set_levels(lo, hi)
         self.mosaic = mosaic
-        self.stack.setCurrentIndex(0)
-        self.levels = tuple(float(v) for v in self.image.getLevels())
+        if self.stack.currentIndex() != 0:
+            self.stack.setCurrentIndex(0)
+        self.levels = (float(lo), float(hi))
         if layout != self.layout_:
             self.layout_ = layout
             self._rebuild_labels(labels, values)
@@ -246,6 +380,7 @@ class MosaicView(QWidget):
                                anchor=(0, 0))
             item.setFont(font)
             item.setPos(x, y)
+            cache_text(item)
             self.plot.addItem(item, ignoreBounds=True)
             self._labels.append(item)
         if values and lay.h == 1 and lay.n <= VALUE_LABEL_MAX:
@@ -354,8 +489,7 @@ class MosaicView(QWidget):
             axis.setPen(pg.mkPen(None))
             axis.setTextPen(pg.mkPen(fg))
         if self.bar is not None:
-            for name in ("left", "right", "top", "bottom"):
-                colors.style_axis(self.bar.getAxis(name), fg)
+            self.bar.set_text_color(fg)
 
 
 def _short(v: float) -> str:
