@@ -4,29 +4,30 @@ Rows come from ``session.net`` (``describe()``, output shape, parameter count, n
 change goes through ``Session.edit`` inside a QUndoCommand (bpviz/ui/commands.py). The core
 validates: a refused edit shows the core's message in the "builderError" label and changes
 nothing (network, weights and the editor's value stay as they were).
+
+The widget is a composition: the rows are a LayerTree (bpviz/ui/layer_tree.py), the field
+editor a LayerEditor (bpviz/ui/layer_editor.py) and the size caps live in
+bpviz/ui/stack_limits.py (``check_size`` is re-exported here for its older importers).
 """
 from __future__ import annotations
 
-import math
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QUndoStack
+from PySide6.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QLabel, QPushButton,
+                               QSizePolicy, QVBoxLayout, QWidget)
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QFontMetrics, QIcon, QUndoStack
-from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFormLayout, QGroupBox,
-                               QHBoxLayout, QHeaderView, QLabel, QPushButton, QSizePolicy,
-                               QSpinBox,
-                               QStackedWidget, QStyle, QTreeWidget, QTreeWidgetItem, QVBoxLayout,
-                               QWidget)
-
-from bpviz.core import activations, losses
-from bpviz.core.errors import LayerConfigError
-from bpviz.core.layers import FIELDS, layer_from_config
+from bpviz.core import losses
+from bpviz.core.layers import layer_from_config
 from bpviz.core.layers.base import shape_text
-from bpviz.core.network import infer_shapes
 
 from .commands import (EditCommand, InsertLayerCommand, MoveLayerCommand, RemoveLayerCommand,
                        ReplaceLayerCommand, SetInputShapeCommand, SetLossCommand)
-from .fields import (MessageLabel, ValueEdit, format_pair, format_shape, guard_wheel, parse_pair,
-                     parse_shape)
+from .fields import MessageLabel, ValueEdit, format_shape, guard_wheel, parse_shape
+from .layer_editor import LayerEditor, replace_field
+from .layer_tree import LayerTree
+from .stack_limits import check_size
+
+__all__ = ["NetworkBuilder", "check_size"]
 
 DEFAULTS = {
     "Dense": {"type": "Dense", "units": 16, "activation": "relu"},
@@ -36,136 +37,6 @@ DEFAULTS = {
     "AvgPool2D": {"type": "AvgPool2D", "size": 2, "stride": 2},
     "Flatten": {"type": "Flatten"},
 }
-COUNT_FIELDS = ("units", "filters")
-PAIR_FIELDS = ("kernel_size", "stride", "padding", "size")
-MAX_COUNT = 100_000          # spin-box ceiling for units / filters
-MAX_PARAMS = 10_000_000      # refused before the core allocates anything
-MAX_VALUES = 2_000_000       # values per sample in one layer's output
-HIGHLIGHT = QColor(255, 213, 79)
-
-
-def check_size(input_shape, layers) -> None:
-    """Refuse stacks too big for an interactive tool (before any allocation).
-
-    Raises the core's LayerConfigError for a stack that cannot be built at all."""
-    shapes = infer_shapes(input_shape, layers)
-    total, shape = 0, tuple(input_shape)
-    for i, (layer, out) in enumerate(zip(layers, shapes)):
-        cfg = layer if isinstance(layer, dict) else layer.config()
-        if math.prod(out) > MAX_VALUES:
-            raise LayerConfigError(
-                f"layer {i} {cfg['type']}: output {shape_text(out)} would hold "
-                f"{math.prod(out):,} values per sample; bpviz allows at most {MAX_VALUES:,}")
-        if cfg["type"] == "Dense":
-            total += cfg["units"] * (math.prod(shape) + 1)
-        elif cfg["type"] == "Conv2D":
-            k = cfg["kernel_size"]
-            kh, kw = (k, k) if isinstance(k, int) else k
-            total += cfg["filters"] * (shape[0] * kh * kw + 1)
-        shape = out
-    if total > MAX_PARAMS:
-        raise LayerConfigError(f"network: {total:,} parameters; bpviz allows at most "
-                               f"{MAX_PARAMS:,} (use fewer units/filters or pool first)")
-
-
-class LayerTree(QTreeWidget):
-    """Row 0 is the input; row r is layer r − 1. Drops and keys become requests."""
-
-    moveRequested = Signal(int, int)     # layer index, new index (Network.move_layer)
-    removeRequested = Signal()
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.setColumnCount(4)
-        self.setHeaderLabels(["#", "layer", "output", "params"])
-        self.setRootIsDecorated(False)
-        self.setUniformRowHeights(False)        # a long description takes two lines
-        self.setAlternatingRowColors(True)
-        self.setSelectionMode(QAbstractItemView.SingleSelection)
-        self.setDragDropMode(QAbstractItemView.InternalMove)
-        self.setDefaultDropAction(Qt.MoveAction)
-        self.setTextElideMode(Qt.ElideNone)
-        header = self.header()
-        header.setStretchLastSection(False)
-        for col, mode in enumerate((QHeaderView.ResizeToContents, QHeaderView.Stretch,
-                                    QHeaderView.ResizeToContents, QHeaderView.ResizeToContents)):
-            header.setSectionResizeMode(col, mode)
-        self.headerItem().setTextAlignment(3, Qt.AlignRight | Qt.AlignVCenter)
-        header.sectionResized.connect(self._section_resized)
-
-    # Layer descriptions are wrapped by hand after a ", " when the column is too narrow
-    # (QTreeView's own word wrap does not grow the row height): never elided or clipped.
-    def set_layer_text(self, item: QTreeWidgetItem, text: str) -> None:
-        item.setData(1, Qt.UserRole, text)
-        self._refit(item, self.header().sectionSize(1))
-
-    def layer_text(self, row: int) -> str:
-        """The full, unwrapped text of column 1 of ``row``."""
-        item = self.topLevelItem(row)
-        return item.data(1, Qt.UserRole) or item.text(1)
-
-    def refit(self) -> None:
-        """Re-wrap every row (after a font change such as the bold highlight)."""
-        for row in range(self.topLevelItemCount()):
-            self._refit(self.topLevelItem(row), self.header().sectionSize(1))
-
-    def _refit(self, item: QTreeWidgetItem, width: int) -> None:
-        full = item.data(1, Qt.UserRole)
-        if not full:
-            return
-        fm = QFontMetrics(item.font(1))
-        icon_w = self.style().pixelMetric(QStyle.PM_SmallIconSize) + 4 \
-            if not item.icon(1).isNull() else 0
-        room = max(width - 14 - icon_w, 60)
-        text = full
-        if fm.horizontalAdvance(full) > room:
-            cuts = [i for i in range(len(full)) if full.startswith(", ", i)
-                    and fm.horizontalAdvance(full[:i + 1]) <= room]
-            if cuts:
-                text = full[:cuts[-1] + 1] + "\n    " + full[cuts[-1] + 2:]
-        if text != item.text(1):
-            item.setText(1, text)
-
-    def _section_resized(self, column: int, old: int, new: int):
-        if column == 1:                 # the header reports the new width before it applies
-            for row in range(self.topLevelItemCount()):
-                self._refit(self.topLevelItem(row), new)
-
-    def drop_destination(self, pos) -> int:
-        """Insertion row (0 … rowCount) for a drop at viewport position ``pos``."""
-        item = self.itemAt(pos)
-        if item is None:
-            return self.topLevelItemCount()
-        row = self.indexOfTopLevelItem(item)
-        return row if pos.y() < self.visualItemRect(item).center().y() else row + 1
-
-    def dropEvent(self, event):
-        source = self.indexOfTopLevelItem(self.currentItem()) if self.currentItem() else -1
-        if event.source() not in (self, None) or source < 1:
-            event.ignore()
-            return
-        i = source - 1
-        p = max(self.drop_destination(event.position().toPoint()) - 1, 0)
-        j = min(p if p <= i else p - 1, self.topLevelItemCount() - 2)
-        event.setDropAction(Qt.IgnoreAction)       # we move through the session, not Qt
-        event.accept()
-        self.stopAutoScroll()
-        self.setState(QAbstractItemView.NoState)
-        self.viewport().update()
-        if j != i:
-            self.moveRequested.emit(i, j)
-
-    def keyPressEvent(self, event):
-        row = self.indexOfTopLevelItem(self.currentItem()) if self.currentItem() else -1
-        if event.key() in (Qt.Key_Delete, Qt.Key_Backspace) and row >= 1:
-            self.removeRequested.emit()
-            return
-        if event.modifiers() & Qt.AltModifier and event.key() in (Qt.Key_Up, Qt.Key_Down):
-            step = -1 if event.key() == Qt.Key_Up else 1
-            if row >= 1 and 1 <= row + step < self.topLevelItemCount():
-                self.moveRequested.emit(row - 1, row - 1 + step)
-            return
-        super().keyPressEvent(event)
 
 
 class NetworkBuilder(QWidget):
@@ -177,8 +48,6 @@ class NetworkBuilder(QWidget):
         super().__init__(parent)
         self.session, self.undo_stack = session, undo_stack
         self._syncing = False            # True while the code (not the user) sets widgets
-        self._highlight: int | None = None
-        self._editing: int | None = None  # layer shown in the editor
         self._known = None               # network signature after our last command
         self._build_ui()
         self.refresh()
@@ -186,6 +55,32 @@ class NetworkBuilder(QWidget):
 
     # ----- construction ----------------------------------------------------------------------
     def _build_ui(self) -> None:
+        self.tree = LayerTree()
+        self.tree.setObjectName("layerList")
+        self.tree.currentItemChanged.connect(self._current_changed)
+        self.tree.moveRequested.connect(self.move_layer)
+        self.tree.removeRequested.connect(self.remove_selected)
+        self.total_label = QLabel()
+        self.total_label.setObjectName("builderTotal")
+        self.note_label = MessageLabel("builderNote")
+        self.editor_box = LayerEditor()
+        self.editor_box.editRequested.connect(self._commit)
+        self.editor_box.fieldRejected.connect(self._show_field_error)
+        self.error_label = MessageLabel("builderError")
+        top, buttons = self._build_top(), self._build_buttons()
+        guard_wheel(self.loss_combo, self.type_combo)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.tree, 1)
+        layout.addWidget(self.total_label)
+        layout.addWidget(self.note_label)
+        layout.addLayout(buttons)
+        layout.addWidget(self.editor_box)
+        layout.addWidget(self.error_label)
+
+    def _build_top(self) -> QFormLayout:
+        """Input shape and loss."""
         top = QFormLayout()
         top.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
         self.input_edit = ValueEdit(parse_shape, format_shape)
@@ -203,32 +98,22 @@ class NetworkBuilder(QWidget):
         loss_row.addWidget(self.reduction_label)
         top.addRow("input shape", self.input_edit)
         top.addRow("loss", loss_row)
+        return top
 
-        self.tree = LayerTree()
-        self.tree.setObjectName("layerList")
-        self.tree.currentItemChanged.connect(self._current_changed)
-        self.tree.moveRequested.connect(self.move_layer)
-        self.tree.removeRequested.connect(self.remove_selected)
-        self.total_label = QLabel()
-        self.total_label.setObjectName("builderTotal")
-        self.note_label = MessageLabel("builderNote")
-
+    def _build_buttons(self) -> QHBoxLayout:
+        """Layer type + Add, Remove, move up / down."""
         self.type_combo = QComboBox()
         self.type_combo.setObjectName("layerTypeCombo")
         self.type_combo.addItems(list(DEFAULTS))
         self.type_combo.setToolTip("Type of layer to add after the selected row")
-        self.add_button = QPushButton("Add")
-        self.add_button.setObjectName("addLayerButton")
-        self.add_button.setToolTip("Insert a layer of this type after the selected row")
-        self.remove_button = QPushButton("Remove")
-        self.remove_button.setObjectName("removeLayerButton")
-        self.remove_button.setToolTip("Remove the selected layer (Delete)")
-        self.up_button = QPushButton("▲")
-        self.up_button.setObjectName("moveUpButton")
-        self.up_button.setToolTip("Move the selected layer up (Alt+Up; or drag the row)")
-        self.down_button = QPushButton("▼")
-        self.down_button.setObjectName("moveDownButton")
-        self.down_button.setToolTip("Move the selected layer down (Alt+Down; or drag the row)")
+        self.add_button = self._button("Add", "addLayerButton",
+                                       "Insert a layer of this type after the selected row")
+        self.remove_button = self._button("Remove", "removeLayerButton",
+                                          "Remove the selected layer (Delete)")
+        self.up_button = self._button("▲", "moveUpButton",
+                                      "Move the selected layer up (Alt+Up; or drag the row)")
+        self.down_button = self._button("▼", "moveDownButton",
+                                        "Move the selected layer down (Alt+Down; or drag the row)")
         for b in (self.up_button, self.down_button):
             b.setFixedWidth(b.fontMetrics().horizontalAdvance("▲") + 28)
         for b in (self.add_button, self.remove_button):   # may shrink below the 80 px default
@@ -242,78 +127,19 @@ class NetworkBuilder(QWidget):
         buttons.addWidget(self.type_combo, 1)
         for b in (self.add_button, self.remove_button, self.up_button, self.down_button):
             buttons.addWidget(b)
+        return buttons
 
-        self.editor_box = QGroupBox("layer")
-        self.editor_box.setObjectName("layerEditor")
-        self.pages = QStackedWidget()
-        self.fields: dict[str, dict[str, QWidget]] = {}
-        self._page_index: dict[str, int] = {}
-        self.placeholder = QLabel()
-        self.placeholder.setWordWrap(True)
-        self.placeholder.setAlignment(Qt.AlignLeft | Qt.AlignTop)
-        self.pages.addWidget(self.placeholder)
-        for kind in FIELDS:
-            self._page_index[kind] = self.pages.addWidget(self._make_page(kind))
-        self.layer_notes = MessageLabel("layerNotes")
-        box = QVBoxLayout(self.editor_box)
-        box.addWidget(self.pages)
-        box.addWidget(self.layer_notes)
-        guard_wheel(self.loss_combo, self.type_combo,
-                    *(w for page in self.fields.values() for w in page.values()
-                      if isinstance(w, (QSpinBox, QComboBox))))
-        self.error_label = MessageLabel("builderError")
+    @staticmethod
+    def _button(text: str, name: str, tip: str) -> QPushButton:
+        button = QPushButton(text)
+        button.setObjectName(name)
+        button.setToolTip(tip)
+        return button
 
-        layout = QVBoxLayout(self)
-        layout.addLayout(top)
-        layout.addWidget(self.tree, 1)
-        layout.addWidget(self.total_label)
-        layout.addWidget(self.note_label)
-        layout.addLayout(buttons)
-        layout.addWidget(self.editor_box)
-        layout.addWidget(self.error_label)
-
-    def _make_page(self, kind: str) -> QWidget:
-        page = QWidget()
-        form = QFormLayout(page)
-        form.setContentsMargins(0, 0, 0, 0)
-        form.setFieldGrowthPolicy(QFormLayout.AllNonFixedFieldsGrow)
-        widgets = self.fields.setdefault(kind, {})
-        if not FIELDS[kind]:
-            text = QLabel("No settings: Flatten turns each C×H×W sample into one vector of "
-                          "C·H·W values.")
-            text.setWordWrap(True)
-            form.addRow(text)
-        for field in FIELDS[kind]:
-            w = self._make_field(field)
-            w.setObjectName(f"{kind}_{field}")
-            widgets[field] = w
-            form.addRow(field, w)
-        return page
-
-    def _make_field(self, field: str) -> QWidget:
-        if field in COUNT_FIELDS:
-            w = QSpinBox()
-            w.setRange(0, MAX_COUNT)
-            w.setKeyboardTracking(False)           # apply on Enter / arrows, not per key
-            w.setToolTip(f"{field}: a whole number ≥ 1 (Enter applies)")
-            w.valueChanged.connect(lambda v, f=field: self._commit(f, v))
-        elif field in PAIR_FIELDS:
-            w = ValueEdit(lambda t, f=field: parse_pair(t, f), format_pair)
-            w.setToolTip(f"{field}: one whole number, or 'h, w' (Enter applies)")
-            w.committed.connect(lambda v, f=field: self._commit(f, v))
-            w.rejected.connect(self._show_field_error)
-        elif field == "activation":
-            w = QComboBox()
-            w.addItems(list(activations.NAMES))
-            w.currentTextChanged.connect(lambda v, f=field: self._commit(f, v))
-        elif field == "ceil_mode":
-            w = QCheckBox("round the output size up")
-            w.toggled.connect(lambda v, f=field: self._commit(f, bool(v)))
-        else:                                       # a field this UI does not know yet
-            w = ValueEdit(lambda t, f=field: parse_pair(t, f), format_pair)
-            w.committed.connect(lambda v, f=field: self._commit(f, v))
-            w.rejected.connect(self._show_field_error)
-        return w
+    @property
+    def fields(self) -> dict[str, dict[str, QWidget]]:
+        """The editor's field widgets by layer type and field name."""
+        return self.editor_box.fields
 
     # ----- public API ------------------------------------------------------------------------
     def current_layer(self) -> int | None:
@@ -337,10 +163,7 @@ class NetworkBuilder(QWidget):
 
     def highlight_layer(self, index: int | None) -> None:
         """Mark the layer being computed (bold, amber row); None clears the mark."""
-        if index == self._highlight:
-            return
-        self._highlight = index
-        self._paint_highlight()
+        self.tree.highlight(index)
 
     def refresh(self) -> None:
         """Rebuild rows, loss and input shape from ``session.net`` (keeps the selection)."""
@@ -354,7 +177,7 @@ class NetworkBuilder(QWidget):
             self.tree.currentItem() is not None
         self._syncing = True
         try:
-            self._fill_rows(net)
+            self.tree.show_network(net)
             self.input_edit.setValue(tuple(net.input_shape))
             self.loss_combo.setCurrentText(net.loss)
             self.reduction_label.setText(f"{net.reduction} over the batch")
@@ -368,52 +191,9 @@ class NetworkBuilder(QWidget):
         finally:
             self._syncing = False
         self._data_note()
-        self._paint_highlight()
         self._show_editor()
 
-    # ----- rows ------------------------------------------------------------------------------
-    def _fill_rows(self, net) -> None:
-        tree, rows = self.tree, len(net.layers) + 1
-        while tree.topLevelItemCount() > rows:
-            tree.takeTopLevelItem(tree.topLevelItemCount() - 1)
-        while tree.topLevelItemCount() < rows:
-            item = QTreeWidgetItem()
-            item.setTextAlignment(3, Qt.AlignRight | Qt.AlignVCenter)
-            item.setTextAlignment(2, Qt.AlignRight | Qt.AlignVCenter)
-            tree.addTopLevelItem(item)
-        warn = self.style().standardIcon(QStyle.SP_MessageBoxWarning)
-        head = tree.topLevelItem(0)
-        head.setFlags(Qt.ItemIsEnabled | Qt.ItemIsSelectable)
-        for col, text in enumerate(("", "input", shape_text(net.input_shape), "")):
-            head.setText(col, text)
-        head.setToolTip(1, "The network's input; new layers go after the selected row")
-        for i, layer in enumerate(net.layers):
-            item = tree.topLevelItem(i + 1)
-            item.setFlags(Qt.ItemIsEnabled | Qt.ItemIsSelectable | Qt.ItemIsDragEnabled)
-            item.setIcon(1, warn if layer.notes else QIcon())
-            item.setText(0, str(i))
-            tree.set_layer_text(item, layer.describe())
-            item.setText(2, shape_text(layer.output_shape))
-            item.setText(3, f"{layer.param_count():,}")
-            tip = f"layer {i}: {layer.describe()} → {shape_text(layer.output_shape)}, " \
-                  f"{layer.param_count():,} parameters"
-            if layer.notes:
-                tip += "\n" + "\n".join(f"note: {n}" for n in layer.notes)
-            for col in range(4):
-                item.setToolTip(col, tip)
-
-    def _paint_highlight(self) -> None:
-        for row in range(self.tree.topLevelItemCount()):
-            item = self.tree.topLevelItem(row)
-            on = self._highlight is not None and row == self._highlight + 1
-            for col in range(4):
-                font = item.font(col)
-                font.setBold(on)
-                item.setFont(col, font)
-                item.setBackground(col, QBrush(HIGHLIGHT) if on else QBrush())
-                item.setForeground(col, QBrush(QColor("black")) if on else QBrush())
-        self.tree.refit()
-
+    # ----- notes and selection ---------------------------------------------------------------
     def _data_note(self) -> None:
         want, have = self.session.net.input_shape, self.session.dataset.input_shape
         if tuple(want) != tuple(have):
@@ -423,7 +203,6 @@ class NetworkBuilder(QWidget):
         else:
             self.note_label.clear()
 
-    # ----- selection and the editor ----------------------------------------------------------
     def _current_changed(self, current, previous) -> None:
         if self._syncing:
             return
@@ -434,94 +213,28 @@ class NetworkBuilder(QWidget):
             self.layerSelected.emit(index)
 
     def _show_editor(self) -> None:
-        index = self.current_layer()
-        # Text typed but not applied belongs to the layer being left: hiding its field must
-        # not apply it to the next layer, so drop it quietly.
-        leaving = self.pages.currentWidget().findChildren(ValueEdit) \
-            if index != self._editing else []
-        for w in leaving:
-            w.blockSignals(True)
-            w.revert()
-        try:
-            self._editing = index
-            self._fill_editor(index)
-        finally:
-            for w in leaving:
-                w.blockSignals(False)
-
-    def _fill_editor(self, index: int | None) -> None:
-        net = self.session.net
-        input_row = self.tree.currentItem() is not None and index is None
+        index, net = self.current_layer(), self.session.net
         self.remove_button.setEnabled(index is not None and len(net.layers) > 1)
         self.up_button.setEnabled(index is not None and index > 0)
         self.down_button.setEnabled(index is not None and index < len(net.layers) - 1)
-        notes = net.layers[index].notes if index is not None else []
-        if notes:
-            self.layer_notes.show_note("\n".join(f"⚠ {n}" for n in notes))
-        else:
-            self.layer_notes.clear()
-        if index is None:
-            self.editor_box.setTitle("input" if input_row else "layer")
-            self.placeholder.setText(
-                f"The input: {shape_text(net.input_shape)} (edit the shape above). "
-                f"Add inserts a layer at the top." if input_row else
-                "Select a layer to edit its settings; Add inserts after the selection "
-                "(at the end when nothing is selected).")
-            self.pages.setCurrentWidget(self.placeholder)
-            return
-        layer = net.layers[index]
-        self.editor_box.setTitle(f"layer {index} · {layer.kind}")
-        self.pages.setCurrentIndex(self._page_index[layer.kind])
-        self._load_fields(index)
-
-    def _load_fields(self, index: int) -> None:
-        """Show the layer's current config in its page (no signals)."""
-        layer = self.session.net.layers[index]
-        cfg = layer.config()
-        for field, w in self.fields.get(layer.kind, {}).items():
-            value = cfg.get(field, getattr(layer, field, None))
-            w.blockSignals(True)
-            try:
-                if isinstance(w, QSpinBox):
-                    w.setValue(int(value))
-                elif isinstance(w, ValueEdit):
-                    w.setValue(value if value is not None else 0)
-                elif isinstance(w, QComboBox):
-                    w.setCurrentText(str(value))
-                elif isinstance(w, QCheckBox):
-                    w.setChecked(bool(value))
-            finally:
-                w.blockSignals(False)
+        input_row = self.tree.currentItem() is not None and index is None
+        self.editor_box.show_layer(net, index, input_row)
 
     # ----- edits -----------------------------------------------------------------------------
     def _commit(self, field: str, value) -> None:
-        index = self._editing
+        index = self.editor_box.index
         if self._syncing or index is None or index >= len(self.session.net.layers):
             return
-        layer = self.session.net.layers[index]
-        cfg = layer.config()
-        if cfg.get(field) == value:
-            return
-        tied = field == "size" and cfg.get("stride") == cfg.get("size")
-        cfg[field] = value
-        if tied:
-            cfg["stride"] = value        # a pool whose stride was its size keeps them tied
-        old = format_pair(layer.config().get(field)) if field in PAIR_FIELDS else \
-            layer.config().get(field)
-        new = format_pair(value) if field in PAIR_FIELDS else value
         try:
-            new_layer = layer_from_config(cfg, index)
-            if new_layer.config() == layer.config():
-                self._load_fields(index)     # same layer written differently ("3, 3")
-                return
-            configs = [l.config() for l in self.session.net.layers]
-            configs[index] = cfg
-            check_size(self.session.net.input_shape, configs)
+            edit = replace_field(self.session.net, index, field, value)
         except ValueError as exc:
             self._refuse(str(exc), index)
             return
-        self._push(ReplaceLayerCommand(self.session, index, new_layer,
-                                       f"layer {index} {layer.kind}: {field} {old} → {new}",
+        if edit is None:                 # the same layer (perhaps written differently)
+            self.editor_box.load(self.session.net.layers[index])
+            return
+        new_layer, text = edit
+        self._push(ReplaceLayerCommand(self.session, index, new_layer, text,
                                        self._after_command), index)
 
     def add_layer(self, kind: str | None = None) -> None:
@@ -582,7 +295,7 @@ class NetworkBuilder(QWidget):
         try:
             command.apply()
         except ValueError as exc:
-            self._refuse(str(exc), self._editing)
+            self._refuse(str(exc), self.editor_box.index)
             return
         EditCommand.active += 1          # the stack's (skipped) first redo
         try:
@@ -612,14 +325,14 @@ class NetworkBuilder(QWidget):
             self.loss_combo.setCurrentText(self.session.net.loss)
         finally:
             self._syncing = False
-        if index is not None and index == self._editing:
-            self._load_fields(index)
+        if index is not None and index == self.editor_box.index:
+            self.editor_box.load(self.session.net.layers[index])
 
     def _show_error(self, message: str) -> None:
         self.error_label.show_error(message)
 
     def _show_field_error(self, message: str) -> None:
-        index = self._editing
+        index = self.editor_box.index
         where = self.session.net.layers[index].where() if index is not None else "layer"
         self._show_error(f"{where}: {message}")
 
