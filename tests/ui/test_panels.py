@@ -358,9 +358,10 @@ def test_gradient_bars_and_history_match_the_core(qtbot, cnn):
         p.show_snapshot(cnn.snapshot())
         d = p.displayed()
         assert d["grad_norm_history"].shape == (step, 6) == (len(cnn.history), 6)
-        for i, curve in p._curve_items():
+        for i, curve in p._curve_items():                    # y holds log10 of the norms
             assert len(curve.xData) == step
-            np.testing.assert_array_equal(curve.yData, [g[i] for g in cnn.history.grad_norms])
+            np.testing.assert_allclose(10 ** curve.yData, [g[i] for g in cnn.history.grad_norms],
+                                       rtol=1e-12)
     for i, layer in enumerate(cnn.net.layers):
         expected = np.linalg.norm(layer.grads["W"]) if "W" in layer.grads else np.nan
         np.testing.assert_allclose(d["grad_norm"][i], expected, rtol=1e-12)
@@ -395,6 +396,35 @@ def test_loss_panel_curves_equal_the_history(qtbot, cnn):
     assert p.acc_plot.getViewBox().viewRange()[1][0] < 0 < 1 < \
         p.acc_plot.getViewBox().viewRange()[1][1]
     assert p._hover(p.loss_plot, 3.2, 0).startswith(f"step 3 · loss = {fmt(cnn.history.loss[3])}")
+
+
+def test_long_histories_are_drawn_reduced_but_keep_their_spikes(qtbot):
+    """Thousands of steps: a curve holds about one point per pixel of its plot, and the
+    reduction keeps each run's smallest and largest value (a single spike stays visible),
+    gaps (NaN) stay gaps, and the last step is drawn."""
+    from bpviz.ui.panels.plots import peak_reduce
+    x = np.arange(5000.0)
+    y = np.column_stack([np.sin(x / 300), np.cos(x / 300)])
+    y[1234, 0] = 50.0
+    y[2000:2600, 1] = np.nan
+    rx, ry = peak_reduce(x, y, (0.0, 4999.0), 200)
+    assert len(rx) <= 2 * 200 + 25 and rx[0] == 0 and rx[-1] == 4999
+    np.testing.assert_array_equal(ry[-1], y[-1])
+    assert np.nanmax(ry[:, 0]) == 50.0 and np.nanmin(ry[:, 0]) == pytest.approx(-1, abs=1e-3)
+    assert np.isnan(ry[:, 1]).any() and not np.isnan(ry[:, 0]).any()
+    assert peak_reduce(x[:300], y[:300], (0.0, 299.0), 200)[0].shape == (300,)  # short: as is
+    assert peak_reduce(x[:0], y[:0], None, 200)[1].shape == (0, 2)            # empty
+    s = Session("xor")
+    p = make(qtbot, LossPanel, (500, 400))
+    for _ in range(3000):
+        s.train_step()
+    p.show_snapshot(s.snapshot())
+    loss = np.asarray(s.history.loss)
+    x, y = p.loss_curve.getData()
+    assert len(x) <= p.loss_plot.getViewBox().width() + 50 < len(loss)
+    assert np.nanmax(y) == np.nanmax(loss) and np.nanmin(y) == np.nanmin(loss)
+    assert x[-1] == s.snapshot().history_steps[-1]                 # the newest step
+    np.testing.assert_array_equal(p.displayed()["loss"], loss)
 
 
 # ----------------------------------------------------------------------------- robustness

@@ -64,8 +64,9 @@ def lut_index(mosaic: np.ndarray, lo: float, hi: float) -> np.ndarray:
     """Entry of the LUT for every value: [lo, hi] split into LUT_SIZE equal bins (values
     beyond the limits take the end colours), NaN → LUT_SIZE (transparent)."""
     m = np.asarray(mosaic, dtype=np.float32)
-    span = hi - lo
-    scale = np.float32(LUT_SIZE / span) if span > 0 and math.isfinite(span) else np.float32(0)
+    span = float(hi) - float(lo)
+    scale = LUT_SIZE / span if span > 0 and math.isfinite(span) else 0.0
+    scale = np.float32(scale if scale < LIMIT_MAX else LIMIT_MAX)
     with np.errstate(invalid="ignore", over="ignore"):
         x = (m - np.float32(lo)) * scale
     np.clip(x, 0, LUT_SIZE - 1, out=x)             # NaN stays NaN

@@ -47,12 +47,12 @@ class GradientPanel(PlotsPanel):
                                    anchor=(0.5, 0.5))
         self.bars.addItem(self.waiting, ignoreBounds=True)
         self.history = self.add_plot(1, "‖∂loss/∂W‖ per layer over steps (log)", steps=True)
-        self.history.setLogMode(y=True)
         self.history.disableAutoRange()                # ranges follow the data (follow)
         self.history_legend = self.history.addLegend(offset=(4, 4), labelTextSize="8pt",
                                                      colCount=1)
         self.curves: list[pg.PlotDataItem] = []
         self._history_ticks = None
+        self._history_panned = None
         self._bar_key = None
         self._selected = None
         self._arch = None
@@ -81,8 +81,10 @@ class GradientPanel(PlotsPanel):
         steps = np.arange(g_hist.shape[0], dtype=float) if steps is None else \
             np.asarray(steps, dtype=float)
         old = self._displayed.get("grad_norm_history")
-        if old is None or not np.array_equal(old, g_hist, equal_nan=True) or \
+        if old is None or self._history_panned != self.panned or \
+                not np.array_equal(old, g_hist, equal_nan=True) or \
                 not np.array_equal(self._displayed.get("steps"), steps):
+            self._history_panned = self.panned
             self._draw_history(g_hist, steps)
         self._select(self.layer_index)
         note = backward_note(snap, self.layer_index) if np.isfinite(delta).any() else ""
@@ -91,19 +93,22 @@ class GradientPanel(PlotsPanel):
                            "grad_norm_history": g_hist, "steps": steps}
 
     def _draw_history(self, g_hist, steps) -> None:
+        """The curves hold log10 ‖∂loss/∂W‖ (the axis is labelled in powers of ten), NaN
+        where there is no positive norm, reduced to the view (PlotsPanel.reduced)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logs = np.where(g_hist > 0, np.log10(np.where(g_hist > 0, g_hist, 1.0)), np.nan)
+        x, reduced = self.reduced(self.history, steps, logs)
         for i, curve in self._curve_items():
-            y = g_hist[:, i] if g_hist.shape[0] else np.empty(0)
-            y = np.where(y > 0, y, np.nan)
-            self.mark_points(curve, y, colors.series_color(i))
-            curve.setData(steps, y, connect="finite")
-        positive = g_hist[np.isfinite(g_hist) & (g_hist > 0)]
-        if positive.size:
-            lo, hi = np.log10(positive.min()), np.log10(positive.max())
-            ticks = log_ticks(math.floor(lo), max(math.ceil(hi), math.floor(lo) + 1))
-            if ticks != self._history_ticks:
-                self._history_ticks = ticks
-                self.history.getAxis("left").setTicks(ticks)
-            self.follow(self.history, steps, np.log10(positive))    # log mode: y is log10
+            self.mark_points(curve, logs[:, i] if logs.size else logs, colors.series_color(i))
+            curve.setData(x, reduced[:, i] if reduced.size else np.empty(0), connect="finite")
+        finite = logs[np.isfinite(logs)]
+        if finite.size:
+            lo, hi = finite.min(), finite.max()
+            key = (math.floor(lo), max(math.ceil(hi), math.floor(lo) + 1))
+            if key != self._history_ticks:
+                self._history_ticks = key
+                self.history.getAxis("left").setTicks(log_ticks(*key))
+            self.follow(self.history, steps, finite)
         else:
             self.follow(self.history, steps)
 

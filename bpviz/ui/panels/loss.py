@@ -1,8 +1,11 @@
 """LossPanel: loss and accuracy over the recorded steps, with the current values as text.
 
 Top: the loss of every recorded backward pass (light) and its running mean over the last 10
-(dark), so the trend shows through mini-batch noise. Bottom: the batch accuracy on a fixed
-0–1 axis, x linked to the loss plot. Values come from the snapshot's history arrays.
+(dark), so the trend shows through mini-batch noise. Bottom: the batch accuracy's running
+mean over the last 10 on a fixed 0–1 axis, x linked to the loss plot (at batch 1 each step's
+accuracy is 0 or 1: drawn raw it is a solid block); hovering reads each step's own value.
+Values come from the snapshot's history arrays; long histories are drawn reduced to about
+one point per pixel, keeping every spike (plots.peak_reduce).
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from .plots import PlotsPanel, history_curve
 
 HINT = "No loss yet — finish a backward pass (F10 runs a whole step)"
 MEAN_WINDOW = 10
+ACC_TITLE = f"batch accuracy, mean of last {MEAN_WINDOW}"
 LIGHT = pg.mkColor(235, 160, 150)        # every step, light; the mean is LOSS_COLOR, dark
 
 
@@ -30,7 +34,7 @@ class LossPanel(PlotsPanel):
         self.loss_curve = self.loss_plot.plot(pen=pg.mkPen(LIGHT), connect="finite")
         self.mean_curve = self.loss_plot.plot(pen=pg.mkPen(colors.LOSS_COLOR),
                                               connect="finite")
-        self.acc_plot = self.add_plot(1, "accuracy (batch)", steps=True)
+        self.acc_plot = self.add_plot(1, ACC_TITLE, steps=True)
         self.acc_curve = self.acc_plot.plot(pen=pg.mkPen(colors.ACC_COLOR),
                                             connect="finite")
         self.acc_plot.setYRange(-0.04, 1.04, padding=0)
@@ -44,6 +48,7 @@ class LossPanel(PlotsPanel):
         self.glw.ci.layout.setRowStretchFactor(0, 3)
         self.glw.ci.layout.setRowStretchFactor(1, 2)
         self._has_acc = True
+        self._drawn_panned = None
         self.body.show_hint(HINT)
         self.apply_theme()
 
@@ -60,26 +65,35 @@ class LossPanel(PlotsPanel):
         steps = np.arange(loss.size, dtype=float) if steps is None else \
             np.asarray(steps, dtype=float)
         d = self._displayed
-        if d and np.array_equal(d["loss"], loss, equal_nan=True) and \
+        if d and self._drawn_panned == self.panned and \
+                np.array_equal(d["loss"], loss, equal_nan=True) and \
                 np.array_equal(d["accuracy"], acc, equal_nan=True) and \
                 np.array_equal(d["steps"], steps):
             self._set_header(_current(snap, loss, acc, d["loss_mean"]))
             return                                   # same history: nothing to push
+        self._drawn_panned = self.panned
         mean = running_mean(loss, MEAN_WINDOW)
+        acc_mean = running_mean(acc, MEAN_WINDOW)
+        has_acc = bool(np.isfinite(acc).any())
         self.mark_points(self.loss_curve, loss, colors.LOSS_COLOR)
         self.mark_points(self.acc_curve, acc, colors.ACC_COLOR)
-        self.loss_curve.setData(steps, loss)
-        self.mean_curve.setData(steps, mean)
+        x, (shown_loss, shown_mean, shown_acc) = self._reduce(steps, loss, mean, acc_mean)
+        self.loss_curve.setData(x, shown_loss)
+        self.mean_curve.setData(x, shown_mean)
         self.mean_curve.setVisible(loss.size >= MEAN_WINDOW)
-        has_acc = bool(np.isfinite(acc).any())
-        self.acc_curve.setData(steps, acc if has_acc else np.full_like(loss, np.nan))
+        self.acc_curve.setData(x, shown_acc if has_acc else np.full_like(x, np.nan))
         self.follow(self.loss_plot, steps, loss)
         if has_acc != self._has_acc:
             self._has_acc = has_acc
-            self.set_title(self.acc_plot, "accuracy (batch)" if has_acc else
+            self.set_title(self.acc_plot, ACC_TITLE if has_acc else
                            "accuracy — not defined for this loss/target")
         self._set_header(_current(snap, loss, acc, mean))
-        self._displayed = {"loss": loss, "accuracy": acc, "steps": steps, "loss_mean": mean}
+        self._displayed = {"loss": loss, "accuracy": acc, "steps": steps, "loss_mean": mean,
+                           "accuracy_mean": acc_mean}
+
+    def _reduce(self, steps, *series):
+        x, ys = self.reduced(self.loss_plot, steps, np.column_stack(series))
+        return x, ys.T
 
     def _hover(self, plot, x, y) -> str:
         d = self._displayed

@@ -26,17 +26,45 @@ from .mapview import cache_axes
 
 SYMBOLS_UP_TO = 30
 FADED = 110                # alpha of the curves that are not emphasised
+AXIS_WIDTH = 46            # px of every left axis (fits "−0.0025", "10⁻¹²")
 
 
 def history_curve(curve: pg.PlotDataItem) -> pg.PlotDataItem:
-    """Set a history curve up to stay cheap as it grows: only the part in view, reduced to
-    about one min/max pair per two pixels ("peak": spikes survive). Curves are 1 px wide:
-    wider pens are stroked segment by segment (+1 to 2.5 ms per curve and frame, offscreen),
-    so emphasis is by colour and opacity, not width."""
-    curve.setDownsampling(auto=True, method="peak")
-    curve.opts["autoDownsampleFactor"] = 0.5
-    curve.setClipToView(True)
+    """A history curve: 1 px wide (wider pens are stroked segment by segment, +1 to 2.5 ms
+    per curve and frame offscreen, so emphasis is by colour and opacity) and fed with data
+    already reduced to the view (``PlotsPanel.reduced``), so pyqtgraph's own clipping and
+    downsampling stay off."""
+    curve.setDownsampling(ds=1, auto=False)
+    curve.setClipToView(False)
     return curve
+
+
+def peak_reduce(x, ys, x_range, bins: int):
+    """The rows of ``ys`` (n, k) at increasing ``x`` (n,) inside ``x_range`` (one more row
+    each side), reduced when there are more than 2 × ``bins`` of them: each of ``bins``
+    equal runs of rows becomes its smallest and its largest value (NaN-aware; an all-NaN
+    run stays NaN, a gap), so spikes survive at about one point per pixel. Returns (x, ys)."""
+    x = np.asarray(x, dtype=float)
+    ys = np.asarray(ys, dtype=float)
+    if ys.ndim == 1:
+        ys = ys[:, None]
+    if x_range is not None and len(x):
+        first = max(int(np.searchsorted(x, x_range[0], "left")) - 1, 0)
+        last = min(int(np.searchsorted(x, x_range[1], "right")) + 1, len(x))
+        x, ys = x[first:last], ys[first:last]
+    n = len(x)
+    if n <= 2 * max(bins, 1):
+        return x, ys
+    run = -(-n // bins)
+    runs = n // run
+    cut = runs * run
+    block = ys[:cut].reshape(runs, run, ys.shape[1])
+    peaks = np.empty((2 * runs, ys.shape[1]))
+    peaks[0::2] = np.fmin.reduce(block, axis=1)
+    peaks[1::2] = np.fmax.reduce(block, axis=1)
+    xs = np.repeat(x[:cut:run], 2)
+    tail = slice(cut, None) if cut < n else slice(n - 1, None)     # the newest row as is
+    return np.concatenate([xs, x[tail]]), np.concatenate([peaks, ys[tail]])
 
 
 class StepAxis(pg.AxisItem):
@@ -56,6 +84,7 @@ class PlotsPanel(Panel):
         self._titles: dict[int, str] = {}
         self._ranges: dict[int, tuple] = {}      # per plot: the range ``follow`` last set
         self._manual: set[int] = set()           # plots the user panned or zoomed
+        self.panned = 0                          # counts the user's pans and zooms
         self.body.set_content(self.glw)
         self.glw.scene().sigMouseMoved.connect(self._mouse_moved)
         self.glw.scene().sigMouseClicked.connect(self._mouse_clicked)
@@ -67,9 +96,10 @@ class PlotsPanel(Panel):
         plot = self.glw.addPlot(row=row, col=0, axisItems=axes)
         plot.hideButtons()
         plot.showGrid(x=False, y=True, alpha=0.25)
+        plot.getAxis("left").setWidth(AXIS_WIDTH)     # new tick labels: no relayout
         cache_axes(plot)
         plot.getViewBox().sigRangeChangedManually.connect(
-            lambda *_a, key=id(plot): self._manual.add(key))
+            lambda *_a, key=id(plot): self._panned(key))
         if steps:
             plot.setLabel("bottom", "step")
         self.plots.append(plot)
@@ -83,6 +113,20 @@ class PlotsPanel(Panel):
         _, fg, _ = colors.theme(self.palette())
         plot.setTitle(html, color=fg)
         plot.titleLabel.setMinimumWidth(0)
+
+    def _panned(self, key) -> None:
+        """The user panned or zoomed a plot: it stops following, and the curves are reduced
+        again for the new range."""
+        self._manual.add(key)
+        self.panned += 1
+        self._redraw()
+
+    def reduced(self, plot: pg.PlotItem, steps, ys):
+        """``steps`` and the columns of ``ys`` reduced for ``plot`` (see peak_reduce): to the
+        range ``follow`` will show, or the one the user chose, at ~1 point per pixel."""
+        vb = plot.getViewBox()
+        x_range = vb.viewRange()[0] if id(plot) in self._manual else step_range(steps)
+        return peak_reduce(steps, ys, x_range, max(int(vb.width()) // 2, 50))
 
     def follow(self, plot: pg.PlotItem, steps, values=None, y_range=None) -> None:
         """Show ``steps`` (x) and ``values`` (y, or an explicit ``y_range``) in ``plot``; the
@@ -164,13 +208,16 @@ class PlotsPanel(Panel):
 
 
 def step_range(steps):
-    """(first, last) steps rounded out to a multiple of a "nice" tenth of the span, or None."""
+    """(first, last) steps rounded out to a multiple of a "nice" quarter of the span, or
+    None: the range moves ahead in jumps of about a quarter (each jump relabels the step
+    axes, ~4 ms an axis), so while training it changes every span/4 steps."""
     s = np.asarray(steps, dtype=float)
-    s = s[np.isfinite(s)]
     if s.size == 0:
         return None
-    first, last = float(s.min()), float(s.max())
-    unit = max(1.0, colors.nice_ceil(max(last - first, 1.0) / 10))
+    first, last = float(np.nanmin(s)), float(np.nanmax(s))
+    if not (math.isfinite(first) and math.isfinite(last)):
+        return None
+    unit = max(1.0, colors.nice_ceil(max(last - first, 1.0) / 4))
     lo, hi = math.floor(first / unit) * unit, math.ceil(last / unit) * unit
     return (lo, hi if hi > lo else lo + unit)
 
