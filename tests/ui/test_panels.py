@@ -305,7 +305,16 @@ def test_kernels_show_the_update_record(qtbot, cnn):
         if rec.before.ndim == 4:
             lay = p.views["grad"].layout_
             F, C = rec.grad.shape[:2]
-            assert (lay.rows, lay.cols) == (F, C)
+            if C > 1:                   # one row per filter, one column per input channel
+                assert (lay.rows, lay.cols) == (F, C)
+            else:                       # one input channel: filters in a grid, row by row
+                assert lay.n == F and 1 < lay.cols < F and lay.rows * lay.cols >= F
+                view = p.views["grad"]
+                assert view.caption.text().startswith(f"filters 0–{F - 1} row by row")
+                y0, x0 = lay.origin(F - 1)
+                assert view.hover_at(x0 + 1.5, y0 + 0.5).startswith(
+                    f"layer {i} Conv2D · ∂loss/∂W (used) · filter {F - 1} · input channel 0 · "
+                    f"row 0 · col 1 · value = {fmt(rec.grad[F - 1, 0, 0, 1])}")
             for f in range(F):
                 for c in range(C):
                     np.testing.assert_array_equal(tile_of(d["mosaic_grad"], lay, f * C + c),
@@ -372,6 +381,8 @@ def test_gradient_bars_and_history_match_the_core(qtbot, cnn):
     assert sorted(bars) == [0, 2, 5]                        # NaN layers skipped
     for i, v in bars.items():
         assert v == pytest.approx(np.linalg.norm(cnn.net.layers[i].grads["W"]), rel=1e-9)
+    assert [label.text for _, label in p.history_legend.items] == \
+        ["0 Conv2D", "2 Conv2D", "5 Dense"]                      # one entry per curve
     labels = [t for _, t in p.bars.getAxis("bottom")._tickLevels[0]]
     assert labels[0].replace("\n", " ") == "0 Conv2D" and len(labels) == 6
     with qtbot.waitSignal(p.layerPicked) as picked:

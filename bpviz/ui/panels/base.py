@@ -24,7 +24,7 @@ from PySide6.QtWidgets import QLabel, QSizePolicy, QStackedWidget, QVBoxLayout, 
 
 from . import colors
 
-TEXT_INTERVAL = 0.25       # s between text updates while training (live)
+TEXT_INTERVAL = 0.5        # s between text updates while training (live)
 
 
 class HintStack(QStackedWidget):

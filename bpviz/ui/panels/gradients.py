@@ -15,7 +15,7 @@ import pyqtgraph as pg
 
 from . import colors
 from .base import backward_note, fmt
-from .plots import FADED, PlotsPanel, history_curve
+from .plots import FADED, PlotsPanel, Trace
 
 HINT = "No gradients yet — run the backward pass (F11 steps it layer by layer, F10 a whole step)"
 BAR_W = 0.36
@@ -50,7 +50,7 @@ class GradientPanel(PlotsPanel):
         self.history.disableAutoRange()                # ranges follow the data (follow)
         self.history_legend = self.history.addLegend(offset=(4, 4), labelTextSize="8pt",
                                                      colCount=1)
-        self.curves: list[pg.PlotDataItem] = []
+        self.curves: list[Trace | None] = []
         self._history_ticks = None
         self._history_panned = None
         self._bar_key = None
@@ -100,7 +100,7 @@ class GradientPanel(PlotsPanel):
         x, reduced = self.reduced(self.history, steps, logs)
         for i, curve in self._curve_items():
             self.mark_points(curve, logs[:, i] if logs.size else logs, colors.series_color(i))
-            curve.setData(x, reduced[:, i] if reduced.size else np.empty(0), connect="finite")
+            curve.setData(x, reduced[:, i] if reduced.size else np.empty(0))
         finite = logs[np.isfinite(logs)]
         if finite.size:
             lo, hi = finite.min(), finite.max()
@@ -148,10 +148,9 @@ class GradientPanel(PlotsPanel):
             if "W" not in l.params:
                 self.curves.append(None)
                 continue
-            curve = history_curve(pg.PlotDataItem(
-                pen=pg.mkPen(colors.series_color(l.index)),
-                name=f"{l.index} {l.kind}"))
+            curve = Trace(colors.series_color(l.index), name=f"{l.index} {l.kind}")
             self.history.addItem(curve)
+            legend.addItem(curve, curve.name())
             self.curves.append(curve)
         # one short row of entries at the top, not a tall column over the curves
         legend.setColumnCount(max(1, min(3, sum(c is not None for c in self.curves))))

@@ -4,7 +4,10 @@ W before · ∂loss/∂W (the gradient used, after clipping) · ΔW actually app
 from the snapshot's ``ParamSnapshot`` (after = before + ΔW). Before any update: the current W
 and, once a backward pass has run, its gradient. Conv2D weights (F, C, kh, kw) are a grid with
 one row per filter and one column per input channel (at most 16 × 16 kernels, with a note);
-Dense weights (units, inputs) are one heat map, rows = units. Every map is signed: diverging,
+a layer with one input channel (the first convolution on grey images) shows its filters in
+a near-square grid, row by row (no labels: they would hide a quarter of a 5×5 kernel;
+hovering names the filter) instead of a one-kernel-wide column; Dense weights
+(units, inputs) are one heat map, rows = units. Every map is signed: diverging,
 centred on 0, with its own colour bar; W before and W after share one scale in "per-layer"
 mode so that a change of colour is a change of value.
 """
@@ -16,7 +19,7 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
 
 from .base import Panel, backward_note, fmt, layer_header, layer_name, norm
 from .mapview import MosaicView
-from .mosaic import grid_layout, index_ticks, matrix_layout
+from .mosaic import grid_layout, index_ticks, maps_layout, matrix_layout
 
 MAX_TILES = 16
 NAMES = ("before", "grad", "update", "after")
@@ -112,14 +115,19 @@ class KernelsPanel(Panel):
 
     def _show(self, view, layer, name, W, shared) -> None:
         prefix = f"{layer_name(layer)} · {TITLES[name].split(' =')[0]}"
+        order = ""
         if W.ndim == 4:
             F, C, kh, kw = W.shape
             f, c = min(F, MAX_TILES), min(C, MAX_TILES)
             tiles = W[:f, :c].reshape(f * c, kh, kw)
-            layout = grid_layout(f, c, kh, kw)
-            ticks = {"left": index_ticks(f, 16, kh / 2 - (kh + 1) / 2, kh + 1),
-                     "top": index_ticks(c, 6, kw / 2 - (kw + 1) / 2, kw + 1),
-                     "left_label": "filter", "top_label": "input channel"}
+            if c == 1:      # one input channel: the filters in a near-square grid
+                layout, ticks = maps_layout(f, kh, kw), None
+                order = f"filters 0–{f - 1} row by row · " if f > 1 else ""
+            else:           # one row per filter, one column per input channel
+                layout = grid_layout(f, c, kh, kw)
+                ticks = {"left": index_ticks(f, 16, kh / 2 - (kh + 1) / 2, kh + 1),
+                         "top": index_ticks(c, 6, kw / 2 - (kw + 1) / 2, kw + 1),
+                         "left_label": "filter", "top_label": "input channel"}
 
             def describe(k, r, col, v):
                 fi, ci = divmod(k, c)
@@ -130,7 +138,7 @@ class KernelsPanel(Panel):
                 cut.append(f"{f} of {F} filters")
             if C > c:
                 cut.append(f"{c} of {C} input channels")
-            caption = ("showing " + ", ".join(cut) + " · ") if cut else ""
+            caption = order + (("showing " + ", ".join(cut) + " · ") if cut else "")
             view.set_aspect_locked(True)
         else:
             W2 = W.reshape(W.shape[0], -1)

@@ -14,7 +14,7 @@ import pyqtgraph as pg
 
 from . import colors
 from .base import fmt
-from .plots import PlotsPanel, history_curve
+from .plots import PlotsPanel, Trace
 
 HINT = "No loss yet — finish a backward pass (F10 runs a whole step)"
 MEAN_WINDOW = 10
@@ -31,20 +31,18 @@ class LossPanel(PlotsPanel):
             0, f"{colors.key_html(LIGHT, 'loss')} &nbsp;"
                f"{colors.key_html(colors.LOSS_COLOR, f'mean of last {MEAN_WINDOW}')}", steps=True)
         self.loss_plot.setLabel("bottom", None)            # the accuracy plot names the axis
-        self.loss_curve = self.loss_plot.plot(pen=pg.mkPen(LIGHT), connect="finite")
-        self.mean_curve = self.loss_plot.plot(pen=pg.mkPen(colors.LOSS_COLOR),
-                                              connect="finite")
+        self.loss_curve, self.mean_curve = Trace(LIGHT), Trace(colors.LOSS_COLOR)
+        self.loss_plot.addItem(self.loss_curve)
+        self.loss_plot.addItem(self.mean_curve)
         self.acc_plot = self.add_plot(1, ACC_TITLE, steps=True)
-        self.acc_curve = self.acc_plot.plot(pen=pg.mkPen(colors.ACC_COLOR),
-                                            connect="finite")
+        self.acc_curve = Trace(colors.ACC_COLOR)
+        self.acc_plot.addItem(self.acc_curve)
         self.acc_plot.setYRange(-0.04, 1.04, padding=0)
         self.acc_plot.setLimits(yMin=-0.05, yMax=1.05)
         self.acc_plot.setMouseEnabled(y=False)
         self.acc_plot.setXLink(self.loss_plot)
         self.loss_plot.disableAutoRange()              # ranges follow the data (PlotsPanel.follow)
         self.acc_plot.disableAutoRange()
-        for curve in (self.loss_curve, self.mean_curve, self.acc_curve):
-            history_curve(curve)
         self.glw.ci.layout.setRowStretchFactor(0, 3)
         self.glw.ci.layout.setRowStretchFactor(1, 2)
         self._has_acc = True

@@ -17,11 +17,12 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt
+from PySide6.QtGui import QPainterPath
 
 from . import colors
 from .base import Panel
-from .mapview import cache_axes
+from .mapview import CACHED, cache_axes
 
 
 SYMBOLS_UP_TO = 30
@@ -29,14 +30,91 @@ FADED = 110                # alpha of the curves that are not emphasised
 AXIS_WIDTH = 46            # px of every left axis (fits "−0.0025", "10⁻¹²")
 
 
-def history_curve(curve: pg.PlotDataItem) -> pg.PlotDataItem:
-    """A history curve: 1 px wide (wider pens are stroked segment by segment, +1 to 2.5 ms
-    per curve and frame offscreen, so emphasis is by colour and opacity) and fed with data
-    already reduced to the view (``PlotsPanel.reduced``), so pyqtgraph's own clipping and
-    downsampling stay off."""
-    curve.setDownsampling(ds=1, auto=False)
-    curve.setClipToView(False)
-    return curve
+class Trace(pg.GraphicsObject):
+    """One history curve: a 1-px cosmetic line through the finite points (NaN leaves a gap),
+    with dots on short histories (a single step draws no line).
+
+    pyqtgraph's PlotDataItem re-derives bounds, clipping and downsampling on every new
+    array and at paint time (~0.7 ms a curve and frame, ×8 curves); the panels already
+    hand over data reduced to the view (``PlotsPanel.reduced``), so this item only builds
+    the path. 1 px because wider pens are stroked segment by segment (+1 to 2.5 ms a curve,
+    offscreen): emphasis is by colour and opacity. ``opts``, ``name`` and ``getData`` are
+    what a LegendItem and the tests read."""
+
+    DOT = 5.0
+
+    def __init__(self, pen=None, name: str | None = None):
+        super().__init__()
+        self.opts = {"pen": pg.mkPen(pen), "name": name, "symbol": None, "antialias": False,
+                     "fillLevel": None}
+        self.xData = self.yData = np.empty(0)
+        self._path = QPainterPath()
+        self._rect = QRectF()
+        self._dots = None                   # (QColor, points) on short histories
+
+    def name(self):
+        return self.opts["name"]
+
+    def setPen(self, pen) -> None:
+        self.opts["pen"] = pg.mkPen(pen)
+        self.update()
+
+    def getData(self):
+        return self.xData, self.yData
+
+    def setData(self, x, y) -> None:
+        x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+        self.xData, self.yData = x, y
+        ok = np.isfinite(x) & np.isfinite(y)
+        if ok.any():
+            fx, fy = x[ok], y[ok]
+            x0, x1, y0, y1 = fx.min(), fx.max(), fy.min(), fy.max()
+            pad_x, pad_y = 0.01 * (x1 - x0) or 0.5, 0.01 * (y1 - y0) or 0.5
+            rect = QRectF(x0 - pad_x, y0 - pad_y, x1 - x0 + 2 * pad_x, y1 - y0 + 2 * pad_y)
+            path = pg.arrayToQPath(x, y, connect="finite") if len(x) > 1 else QPainterPath()
+        else:
+            rect, path = QRectF(), QPainterPath()
+        if rect != self._rect:
+            self.prepareGeometryChange()
+            self._rect = rect
+        self._path = path
+        if self._dots is not None:
+            self._dots = (self._dots[0], [QPointF(a, b) for a, b in zip(x[ok], y[ok])])
+        self.update()
+
+    def set_dots(self, color) -> None:
+        """Dots at every point in ``color``, or none (None)."""
+        if color is None:
+            if self._dots is not None:
+                self._dots = None
+                self.update()
+            return
+        ok = np.isfinite(self.xData) & np.isfinite(self.yData)
+        self._dots = (pg.mkColor(color),
+                      [QPointF(a, b) for a, b in zip(self.xData[ok], self.yData[ok])])
+        self.update()
+
+    def dataBounds(self, ax, frac=1.0, orthoRange=None):
+        r = self._rect
+        if r.isNull():
+            return (None, None)
+        return (r.left(), r.right()) if ax == 0 else (r.top(), r.bottom())
+
+    def boundingRect(self) -> QRectF:
+        return self._rect
+
+    def paint(self, painter, *args) -> None:
+        painter.setPen(self.opts["pen"])
+        painter.drawPath(self._path)
+        if self._dots is not None and self._dots[1]:
+            color, points = self._dots
+            t = painter.transform()
+            painter.resetTransform()
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(color)
+            r = self.DOT / 2
+            for point in points:
+                painter.drawEllipse(t.map(point), r, r)
 
 
 def peak_reduce(x, ys, x_range, bins: int):
@@ -113,6 +191,7 @@ class PlotsPanel(Panel):
         _, fg, _ = colors.theme(self.palette())
         plot.setTitle(html, color=fg)
         plot.titleLabel.setMinimumWidth(0)
+        plot.titleLabel.item.setCacheMode(CACHED)
 
     def _panned(self, key) -> None:
         """The user panned or zoomed a plot: it stops following, and the curves are reduced
@@ -146,16 +225,9 @@ class PlotsPanel(Panel):
                                    disableAutoRange=True)
 
     @staticmethod
-    def mark_points(curve: pg.PlotDataItem, y, color) -> None:
-        """Dots on short histories (a single step draws no line), none on long ones (nor on
-        all-NaN data, whose bounds the scatter item cannot compute)."""
-        y = np.asarray(y, dtype=float)
-        symbol = "o" if y.size <= SYMBOLS_UP_TO and np.isfinite(y).any() else None
-        if curve.opts["symbol"] != symbol:
-            curve.setSymbol(symbol)
-            curve.setSymbolSize(5)
-            curve.setSymbolPen(None)
-            curve.setSymbolBrush(color)
+    def mark_points(curve: Trace, y, color) -> None:
+        """Dots on short histories (a single step draws no line), none on long ones."""
+        curve.set_dots(color if np.asarray(y).shape[0] <= SYMBOLS_UP_TO else None)
 
     def _mouse_moved(self, pos) -> None:
         for plot in self.plots:
@@ -194,6 +266,7 @@ class PlotsPanel(Panel):
             legend.setLabelTextColor(fg)
             for _, label in legend.items:            # setAttr alone does not re-render
                 label.setText(label.text)
+                label.item.setCacheMode(CACHED)      # over the curves: repainted each frame
             fill = pg.mkColor(bg)
             fill.setAlpha(200)
             legend.setBrush(pg.mkBrush(fill))
