@@ -6,9 +6,14 @@ events may come from the training thread, and Qt queues those signals to the GUI
 ``Trainer`` runs ``session.train_step()`` in a ``TrainWorker`` moved to a ``QThread``. The
 worker makes a snapshot (copied arrays) at most every ``interval`` seconds *and* only after
 the GUI has taken the previous one, so snapshots never pile up when painting is slow. The
-GUI holds ``Trainer.gate`` while it paints a frame, and the worker takes it around each step:
-painting then runs without fighting the worker for the GIL (PySide releases the GIL on every
-Qt call, and each re-acquisition against a busy thread can cost a switch interval). While
+GUI holds the trainer (``Trainer.hold``) while it paints a frame: the worker finishes the
+step it is in and waits, so painting runs without fighting the worker for the GIL (PySide
+releases the GIL on every Qt call, and each re-acquisition against a busy thread can cost a
+switch interval). Two locks make that fair: the worker takes ``gate`` around each step and
+passes ``turn`` before it; the GUI takes ``turn`` first (no new step starts) and then
+``gate`` (the step in progress ends). With ``gate`` alone the worker, which holds the GIL
+when it releases ``gate``, took it again before the waiting GUI thread woke up: frames
+timed out waiting and were painted against a running worker. While
 the worker runs it is the only code touching the session: ``guard_session`` wraps the
 session's mutating methods so that calling any of them from the GUI first stops training.
 """
@@ -18,6 +23,7 @@ import functools
 import threading
 import time
 import traceback
+from dataclasses import dataclass
 
 from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 
@@ -64,17 +70,31 @@ class SessionBridge(QObject):
             self.errorRaised.emit(str(event.payload))
 
 
+@dataclass(frozen=True)
+class Status:
+    """What the status bar shows between frames: the fields of a Snapshot it reads, without
+    the arrays (a full snapshot copies every tensor and the whole history: ~9 ms at 2,500
+    steps of LeNet-5, four training steps)."""
+    step: int
+    label: str
+    loss: float | None
+    accuracy: float | None
+
+
 class TrainWorker(QObject):
     """Loops ``session.train_step()`` until stopped; offers snapshots at a capped rate."""
 
     snapshotReady = Signal(object, int)      # snapshot, run id
+    statusReady = Signal(object, int)        # Status, run id
     finished = Signal(int, object, int)      # steps done, exception or None, run id
 
     def __init__(self, session, interval: float = 0.025, max_steps: int | None = None,
-                 run_id: int = 0, gate: threading.Lock | None = None):
+                 run_id: int = 0, gate: threading.Lock | None = None,
+                 turn: threading.Lock | None = None):
         super().__init__()
         self.run_id = run_id
         self.gate = gate or threading.Lock()
+        self.turn = turn or threading.Lock()
         self.session = session
         self.interval = interval
         self.max_steps = max_steps
@@ -82,6 +102,7 @@ class TrainWorker(QObject):
         self._stop = threading.Event()
         self._wanted = threading.Event()
         self._wanted.set()
+        self._status_wanted = threading.Event()
         self.error = None
         self.error_text = ""
 
@@ -92,27 +113,40 @@ class TrainWorker(QObject):
         """The GUI has taken the last snapshot: the worker may make the next one."""
         self._wanted.set()
 
+    def want_status(self) -> None:
+        """The GUI wants the step, loss and accuracy after the next step (a Status)."""
+        self._status_wanted.set()
+
     @Slot()
     def run(self) -> None:
-        session, last, gate = self.session, 0.0, self.gate
+        session, last, gate, turn = self.session, 0.0, self.gate, self.turn
         try:
             while not self._stop.is_set():
-                # the GUI holds the gate while it paints a frame; time out to see stop()
+                # the GUI holds turn and gate while it paints a frame; time out to see stop()
+                if not turn.acquire(timeout=0.05):
+                    continue
+                turn.release()
                 if not gate.acquire(timeout=0.05):
                     continue
                 try:
                     session.train_step()
                     self.steps += 1
                     now = time.perf_counter()
-                    snap = None
+                    snap = status = None
                     if self._wanted.is_set() and now - last >= self.interval:
                         self._wanted.clear()
                         last = now
                         snap = session.snapshot()
+                    elif self._status_wanted.is_set():
+                        self._status_wanted.clear()
+                        status = Status(session.step_count, session.label(), session.loss,
+                                        session.acc)
                 finally:
                     gate.release()
                 if snap is not None:
                     self.snapshotReady.emit(snap, self.run_id)
+                elif status is not None:
+                    self.statusReady.emit(status, self.run_id)
                 if self.max_steps is not None and self.steps >= self.max_steps:
                     break
         except Exception as exc:          # reported to the GUI; training stops
@@ -131,6 +165,7 @@ class Trainer(QObject):
     started = Signal()
     stopped = Signal(int, object)     # steps done in this run, exception or None
     snapshotReady = Signal(object)
+    statusReady = Signal(object)      # Status
 
     def __init__(self, session, parent=None, interval: float = 0.025):
         super().__init__(parent)
@@ -139,9 +174,10 @@ class Trainer(QObject):
         self._thread: QThread | None = None
         self._worker: TrainWorker | None = None
         self._runs = 0
-        # Held by the GUI while it paints a frame: the worker waits between steps (its GIL
-        # released) instead of competing for the GIL with every Qt call of the paint.
+        # Held by the GUI while it paints a frame (``hold``): the worker waits between steps
+        # (its GIL released) instead of competing for the GIL with every Qt call of the paint.
         self.gate = threading.Lock()
+        self.turn = threading.Lock()
 
     @property
     def running(self) -> bool:
@@ -155,20 +191,40 @@ class Trainer(QObject):
         if self.running:
             return
         self._runs += 1
-        worker = TrainWorker(self.session, self.interval, max_steps, self._runs, self.gate)
+        worker = TrainWorker(self.session, self.interval, max_steps, self._runs, self.gate,
+                             self.turn)
         thread = QThread()
         thread.setObjectName("bpviz-training")
         worker.moveToThread(thread)
         thread.started.connect(worker.run)
         worker.snapshotReady.connect(self._on_snapshot)
+        worker.statusReady.connect(self._on_status)
         worker.finished.connect(self._on_finished)
         self._worker, self._thread = worker, thread
         thread.start()
         self.started.emit()
 
+    def hold(self, timeout: float) -> bool:
+        """Stop the worker between two steps (GUI thread): waits at most ``timeout`` s for
+        the step in progress. True when held; then ``release()`` must follow."""
+        if not self.turn.acquire(timeout=timeout):
+            return False
+        if self.gate.acquire(timeout=timeout):
+            return True
+        self.turn.release()
+        return False
+
+    def release(self) -> None:
+        self.gate.release()
+        self.turn.release()
+
     def want_snapshot(self) -> None:
         if self._worker is not None:
             self._worker.want_snapshot()
+
+    def want_status(self) -> None:
+        if self._worker is not None:
+            self._worker.want_status()
 
     def stop(self) -> None:
         """Stop and wait for the worker (it finishes the step it is in); GUI thread only."""
@@ -187,6 +243,11 @@ class Trainer(QObject):
     def _on_snapshot(self, snapshot, run_id) -> None:
         if self._current(run_id):               # drop late snapshots of a stopped run
             self.snapshotReady.emit(snapshot)
+
+    @Slot(object, int)
+    def _on_status(self, status, run_id) -> None:
+        if self._current(run_id):
+            self.statusReady.emit(status)
 
     @Slot(int, object, int)
     def _on_finished(self, _steps, _error, run_id) -> None:

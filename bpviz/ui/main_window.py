@@ -66,6 +66,8 @@ class MainWindow(FilesMixin, actions.LayoutMixin, QMainWindow):
         self._frame_cost = 0.0       # EMA of a training frame's draw + paint time (s)
         self._next_frame = self._next_status = 0.0
         self._asked = True           # the worker starts wanting a snapshot
+        self._asked_at = None        # when the snapshot on its way was asked for
+        self._lead = 0.0             # EMA of the time a snapshot takes to arrive (s)
         self.painted: dict[str, int] = {}       # draws per panel (benchmarks)
         self.status_updates = 0
         self.layout_restored = False
@@ -87,6 +89,7 @@ class MainWindow(FilesMixin, actions.LayoutMixin, QMainWindow):
         self.trainer.started.connect(self._on_started)
         self.trainer.stopped.connect(self._on_stopped)
         self.trainer.snapshotReady.connect(self._on_worker_snapshot)
+        self.trainer.statusReady.connect(self._on_worker_status)
         self._paint_timer = QTimer(self, interval=PAINT_MS, timeout=self._paint_pending)
         self.resize(1600, 1000)
         self.apply_default_layout()
@@ -389,39 +392,59 @@ class MainWindow(FilesMixin, actions.LayoutMixin, QMainWindow):
 
     @Slot(object)
     def _on_worker_snapshot(self, snapshot) -> None:
-        self._pending = snapshot
+        now = time.perf_counter()
+        if self._asked_at is not None:           # how long a snapshot takes to arrive
+            wait = now - self._asked_at
+            self._lead = 0.7 * self._lead + 0.3 * wait if self._lead else wait
+            self._asked_at = None
+        self._pending, self._asked = snapshot, False
+        self._next_status = now + 1 / STATUS_HZ
+        self._update_status(snapshot)
+        if self._paint_timer.isActive():
+            due = self._next_frame - now
+            if due <= 0:
+                self._paint_pending()            # at once, not at the next tick
+            else:
+                QTimer.singleShot(max(1, round(1000 * due)), self._paint_pending)
 
     def _paint_pending(self) -> None:
         """Timer tick while training. Panels get a frame when one is due: frames are spaced
         by their measured cost / GUI_SHARE (at most 60 per second), so painting never takes
         more than GUI_SHARE of the time and the training thread keeps the rest. A frame
-        holds the trainer's gate: the worker finishes its step and waits instead of fighting
-        the painting for the GIL. Between frames the status bar follows at STATUS_HZ. The
-        worker is asked for a snapshot only when one of the two is due."""
+        holds the trainer (Trainer.hold): the worker finishes its step and waits instead of
+        fighting the painting for the GIL. The snapshot is asked for ahead of time by the
+        time one takes to arrive (the worker ends its step, then copies every array: ~10 ms
+        on LeNet-5), and painted when the frame is due. Between frames the status bar follows
+        at STATUS_HZ from a light Status (no arrays)."""
         now = time.perf_counter()
-        snapshot, self._pending = self._pending, None
-        if snapshot is None:
-            if not self._asked and now >= min(self._next_frame, self._next_status):
-                self._asked = True
+        if self._pending is None:
+            if not self._asked and now >= self._next_frame - self._lead:
+                self._asked, self._asked_at = True, now
                 self.trainer.want_snapshot()
+            elif not self._asked and now >= self._next_status:
+                self._asked = True
+                self.trainer.want_status()
             return
-        self._asked = False
-        self._next_status = now + 1 / STATUS_HZ
         if now < self._next_frame:
-            self._latest = snapshot
-            self._update_status(snapshot)
-            return
-        gate = self.trainer.gate
-        held = gate.acquire(timeout=GATE_WAIT)   # a slow step must not freeze the GUI
+            return                               # early: painted when due
+        snapshot, self._pending = self._pending, None
+        held = self.trainer.hold(GATE_WAIT)      # a slow step must not freeze the GUI
         try:
             t0 = time.perf_counter()
             self.show_snapshot(snapshot, now=True)
             cost = time.perf_counter() - t0
         finally:
             if held:
-                gate.release()
+                self.trainer.release()
         self._frame_cost = 0.7 * self._frame_cost + 0.3 * cost if self._frame_cost else cost
         self._next_frame = now + max(MIN_FRAME, self._frame_cost / GUI_SHARE)
+
+    @Slot(object)
+    def _on_worker_status(self, status) -> None:
+        """Between frames: the step, loss and accuracy (a bridge.Status, no arrays)."""
+        self._asked = False
+        self._next_status = time.perf_counter() + 1 / STATUS_HZ
+        self._update_status(status)
 
     def _update_status(self, snap) -> None:
         self.status_updates += 1
@@ -622,7 +645,7 @@ class MainWindow(FilesMixin, actions.LayoutMixin, QMainWindow):
         self.builder.highlight_layer(None)
         self._rate = (time.perf_counter(), self.session.step_count)
         self._next_frame = self._next_status = 0.0
-        self._asked = True
+        self._asked, self._asked_at, self._pending = True, None, None
         self.trainer.start()
 
     def pause(self) -> None:
