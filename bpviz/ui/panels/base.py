@@ -16,6 +16,7 @@ step while paused) writes all text at once.
 """
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -88,6 +89,7 @@ class Panel(QWidget):
         self.header.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.header.setObjectName("panelHeader")
         self.header.setWordWrap(True)
+        steady_height(self.header)
         self.readout = QLabel(" ")
         self.readout.setTextFormat(Qt.TextFormat.PlainText)
         self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
@@ -185,6 +187,16 @@ class Panel(QWidget):
 
 
 # ----------------------------------------------------------------------------- text helpers
+
+def steady_height(label: QLabel, lines: int = 2) -> None:
+    """Room for ``lines`` wrapped lines from the start: a read-out that changes between one
+    and two lines while training then does not resize the views below it (a resize
+    re-renders their whole scene and relabels their axes, ~10 ms a panel)."""
+    m = label.contentsMargins()
+    label.setMinimumHeight(math.ceil(lines * label.fontMetrics().lineSpacing())
+                           + m.top() + m.bottom())
+
+
 
 def shape_text(shape) -> str:
     return "×".join(str(s) for s in shape)

@@ -108,6 +108,7 @@ class GradientPanel(PlotsPanel):
             if key != self._history_ticks:
                 self._history_ticks = key
                 self.history.getAxis("left").setTicks(log_ticks(*key))
+                self.history.grid.refresh()
             self.follow(self.history, steps, finite)
         else:
             self.follow(self.history, steps)
@@ -116,9 +117,12 @@ class GradientPanel(PlotsPanel):
         logs = [np.log10(v) for v in np.concatenate([grad, delta]) if np.isfinite(v) and v > 0]
         floor = math.floor(min(logs)) if logs else -1.0        # whole decades: labelled ends
         top = math.ceil(max(logs)) if logs else 0.0
-        if not self.texts_due and self._bar_key is not None and self._bar_key[2] == len(grad):
-            # the axis labels are text: between due frames the range only grows
-            floor, top = min(floor, self._bar_key[0]), max(top, self._bar_key[1])
+        old = self._bar_key
+        if old is not None and old[2] == len(grad) and logs and \
+                (not self.texts_due or (floor - 1 <= old[0] and old[1] <= top + 1)):
+            # relabelling the axis costs ~4 ms: the range grows at once, but shrinks only on
+            # text frames and only when a whole decade at either end would stay empty
+            floor, top = min(floor, old[0]), max(top, old[1])
         for item, values, shift in ((self.grad_bars, grad, -BAR_W / 2),
                                     (self.delta_bars, delta, BAR_W / 2)):
             keep = np.flatnonzero(np.isfinite(values) & (values > 0))
@@ -130,6 +134,7 @@ class GradientPanel(PlotsPanel):
             self.bars.setYRange(floor, top, padding=0.08)
             self.bars.setXRange(-0.6, len(grad) - 0.4, padding=0)
             self.bars.getAxis("left").setTicks(log_ticks(int(floor), int(top)))
+            self.bars.grid.refresh()
         self.waiting.setVisible(not logs)
         if not logs:
             self.waiting.setPos((len(grad) - 1) / 2, (floor + top) / 2)

@@ -17,7 +17,8 @@ import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
 
-from .base import Panel, backward_note, fmt, layer_header, layer_name, norm
+from .base import (Panel, backward_note, fmt, layer_header, layer_name, norm,
+                   steady_height)
 from .mapview import MosaicView
 from .mosaic import grid_layout, index_ticks, maps_layout, matrix_layout
 
@@ -41,6 +42,7 @@ class KernelsPanel(Panel):
         self.summary = QLabel("")
         self.summary.setTextFormat(Qt.TextFormat.PlainText)
         self.summary.setWordWrap(True)
+        steady_height(self.summary)
         content = QWidget()
         column = QVBoxLayout(content)
         column.setContentsMargins(0, 0, 0, 0)

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (QGraphicsItem, QGraphicsRectItem, QLabel, QSizePo
                                QStackedWidget, QToolTip, QVBoxLayout, QWidget)
 
 from . import colors
+from .base import steady_height
 from .mosaic import MosaicLayout, normalise_tiles, tile
 
 LABEL_MIN_PX = (26, 16)          # a tile must be this large on screen to carry its label
@@ -227,6 +228,7 @@ class MosaicView(QWidget):
         self.caption.setWordWrap(True)
         self.caption.setTextFormat(Qt.TextFormat.PlainText)
         self.caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        steady_height(self.caption)
         self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.title.setWordWrap(True)
         self.glw = pg.GraphicsLayoutWidget()
