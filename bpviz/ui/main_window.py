@@ -29,7 +29,7 @@ SIDEBAR = (("builderDock", "Network"), ("dataDock", "Data"), ("trainingDock", "T
 PAINT_MS = 16              # the training timer's tick (frames are paced in _paint_pending)
 HOVER_MS = 80
 GATE_WAIT = 0.05           # s the GUI waits for the worker's step before painting anyway
-GUI_SHARE = 0.3            # most of the time painting may take while training
+GUI_SHARE = 0.35           # most of the time painting may take while training
 MIN_FRAME = 1 / 60
 STATUS_HZ = 10
 
