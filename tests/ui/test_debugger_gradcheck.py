@@ -3,12 +3,15 @@ gradient_check results for the current sample, a broken backward shows "fail", t
 on a thread (the window keeps working, stepping included) and Cancel stops it early."""
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
 from bpviz.core import gradient_check
 from bpviz.core.layers import Dense
+from bpviz.session import gradcheck_job
 from bpviz.session.session import dataset_targets
 from bpviz.ui.debugger import gradcheck
 from bpviz.ui.debugger.gradcheck import GradCheckPanel
@@ -177,14 +180,27 @@ def test_hidden_panel_does_nothing_while_stepping(make_window, qtbot, monkeypatc
     assert calls == [] and not panel.running
 
 
-def test_deleting_the_panel_cancels_its_check(qtbot):
+def test_deleting_the_panel_cancels_its_check(qtbot, monkeypatch):
     """A panel that goes away (window closed) stops its worker instead of running on."""
     from bpviz.session.session import Session
+    # The worker is held after its first coordinate until the panel is gone, so the check
+    # cannot finish first on a fast machine (the race made this test flaky).
+    gate, real = threading.Event(), gradcheck_job.gradient_check
+
+    def gated(*args, progress, **kwargs):
+        def step(done, total):
+            progress(done, total)
+            gate.wait(10)
+            return progress(done, total)        # now sees the cancel, if there was one
+        return real(*args, progress=step, **kwargs)
+
+    monkeypatch.setattr(gradcheck_job, "gradient_check", gated)
     panel = GradCheckPanel(Session("cnn-shapes"))
     qtbot.addWidget(panel)
     panel.show()
     panel.coords.setValue(0)
     panel.run_check()
+    panel.destroyed.connect(lambda *_: gate.set())
     job = panel.job
     qtbot.waitUntil(lambda: job.done > 0, timeout=10000)
     panel.deleteLater()
