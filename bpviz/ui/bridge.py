@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 
+from . import gui_gc
+
 MAIN = threading.main_thread()
 # Session methods that change state; the GUI may call them only while no worker runs.
 MUTATORS = ("edit", "set_dataset", "select_sample", "reset_weights", "open", "save",
@@ -191,6 +193,7 @@ class Trainer(QObject):
         if self.running:
             return
         self._runs += 1
+        gui_gc.collect_in_gui_thread()
         worker = TrainWorker(self.session, self.interval, max_steps, self._runs, self.gate,
                              self.turn)
         thread = QThread()

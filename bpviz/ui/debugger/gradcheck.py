@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QApplication, QComboBox, QHBox
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
 from bpviz.session.gradcheck_job import H, THRESHOLDS, GradCheckJob, explain, plan_check
+from bpviz.ui import gui_gc
 from bpviz.ui.panels import colors
 from bpviz.ui.panels.base import Panel
 
@@ -237,6 +238,7 @@ class GradCheckPanel(Panel):
             return
         self.job, self._started = job, time.perf_counter()
         self._show_rows([(p, None, "not run") for p in job.plan])
+        gui_gc.collect_in_gui_thread()
         thread, runner = QThread(), _Runner(job)
         runner.moveToThread(thread)
         thread.started.connect(runner.run)
