@@ -1,0 +1,137 @@
+"""Speed shortcuts of the core against the general way of computing the same numbers.
+
+Every shortcut here exists only for speed (see the layer docstrings); each test runs it and
+an independent plain computation on data that would expose a slip: exact ties in max-pool
+windows, padding, strides, odd sizes, batch 1 and larger batches, and buffers that start as
+NaN instead of the zeros a fresh allocation usually happens to hold.
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from bpviz.core import SGD, Conv2D, Dense, Flatten, MaxPool2D, Network, activations
+
+
+def built(layer, input_shape, seed=0):
+    layer.build(input_shape, np.random.default_rng(seed), np.float64, 0)
+    return layer
+
+
+def max_pool_by_loops(x, size, stride, d):
+    """Max-pool forward and backward one window at a time (first maximum in row-major
+    order takes the window's δ); no padding, floor mode."""
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw) = size, stride
+    oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
+    out, dx = np.zeros((n, c, oh, ow)), np.zeros_like(x)
+    for b, ch, i, j in itertools.product(range(n), range(c), range(oh), range(ow)):
+        win = x[b, ch, i * sh:i * sh + kh, j * sw:j * sw + kw]
+        out[b, ch, i, j] = win.max()
+        m, k = divmod(int(np.argmax(win)), kw)        # argmax: first maximum, row-major
+        dx[b, ch, i * sh + m, j * sw + k] += d[b, ch, i, j]
+    return out, dx
+
+
+@pytest.mark.parametrize("size,stride,hw", [
+    (1, 1, (3, 5)),             # one-position windows
+    (2, 2, (6, 8)),             # tiled (the two-pass shortcut)
+    (3, 3, (6, 9)),             # tiled, three positions per pass
+    ((2, 3), (2, 3), (4, 9)),   # tiled, rectangular
+    (2, 2, (7, 9)),             # floor mode drops a row and a column: general path
+    (3, 2, (7, 7)),             # overlapping windows
+    (2, 1, (5, 6)),             # overlapping, stride 1
+])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_maxpool_routes_ties_like_a_window_by_window_loop(size, stride, hw, batch):
+    """Max-pool (tiled shortcut and general path) on data full of exact ties matches a
+    window-by-window loop: same output, each δ to its window's first maximum."""
+    rng = np.random.default_rng(11)
+    x = rng.integers(0, 3, size=(batch, 2) + hw).astype(np.float64)
+    layer = built(MaxPool2D(size, stride=stride), (2,) + hw)
+    out = layer.forward(x)
+    d = rng.standard_normal(out.shape)
+    expected_out, expected_dx = max_pool_by_loops(x, layer.size, layer.stride, d)
+    assert np.array_equal(out, expected_out)
+    np.testing.assert_allclose(layer.backward(d), expected_dx, rtol=1e-15, atol=0)
+
+
+@pytest.mark.parametrize("activation", ["relu", "identity", "sigmoid", "tanh", "softmax"])
+@pytest.mark.parametrize("kernel,stride,padding,hw,batch", [
+    (3, 1, 1, (5, 7), 1),       # wide rows (stride 1): extra positions in the δ buffer
+    (5, 1, 2, (9, 8), 3),
+    (3, 2, 1, (7, 6), 2),       # stride 2: no extra positions
+    ((2, 3), (1, 2), (0, 1), (6, 7), 2),
+])
+def test_conv_backward_writes_delta_as_the_general_path(activation, kernel, stride, padding,
+                                                        hw, batch, monkeypatch):
+    """Conv2D.backward computes δ straight into its wide buffer; δ, ∂W, ∂b and ∂x equal those
+    from δ computed on its own and handed to backward_delta, also when every new buffer
+    starts as NaN (the extra positions must be zeroed, every other entry written)."""
+    rng = np.random.default_rng(12)
+    layer = built(Conv2D(3, kernel, stride=stride, padding=padding, activation=activation),
+                  (2,) + hw)
+    x = rng.standard_normal((batch, 2) + hw)
+    da = rng.standard_normal((batch,) + layer.output_shape)
+    layer.forward(x)
+    delta = activations.backward(activation, da, layer.z, layer.a).copy()
+    dx_general = layer.backward_delta(delta, True)
+    general = (delta, {k: g.copy() for k, g in layer.grads.items()}, dx_general)
+
+    real_empty = np.empty
+    monkeypatch.setattr(np, "empty", lambda *a, **k: np.full_like(real_empty(*a, **k), np.nan))
+    layer.forward(x)
+    dx = layer.backward(da, True)
+    monkeypatch.undo()
+    assert np.array_equal(layer.delta, general[0])
+    for k, g in general[1].items():
+        np.testing.assert_allclose(layer.grads[k], g, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(dx, general[2], rtol=1e-14, atol=1e-15)
+
+
+@pytest.mark.parametrize("shape", [(1, 7), (1, 1)])
+def test_dense_batch_one_weight_gradient_is_the_outer_product(shape):
+    """At batch 1 ∂W = δ xᵀ goes through np.dot; each entry is the single product δᵢ·xⱼ."""
+    rng = np.random.default_rng(13)
+    layer = built(Dense(5, "tanh"), (shape[1],))
+    x = rng.standard_normal(shape)
+    x[0, 0] = 0.0
+    layer.forward(x)
+    layer.backward(rng.standard_normal((1, 5)))
+    expected = layer.delta[0][:, None] * x[0][None, :]
+    assert np.array_equal(layer.grads["W"], expected)
+
+
+def lenet(dtype):
+    return Network((1, 12, 12), [Conv2D(4, 5, padding=2, activation="relu"), MaxPool2D(2),
+                                 Conv2D(6, 3, activation="relu"), MaxPool2D(2), Flatten(),
+                                 Dense(8, "relu"), Dense(3, "softmax")],
+                   loss="cross_entropy", seed=3, dtype=dtype)
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_training_steps_do_not_depend_on_what_new_buffers_hold(batch, monkeypatch):
+    """Three SGD steps give the same numbers whether fresh buffers start as NaN or not: no
+    shortcut reads memory it has not written."""
+    rng = np.random.default_rng(14)
+    x = np.maximum(rng.standard_normal((batch, 1, 12, 12)), 0)     # ties after ReLU too
+    t = rng.integers(0, 3, size=batch)
+
+    def run():
+        net, opt = lenet(np.float64), SGD(lr=0.1)
+        for _ in range(3):
+            net.forward(x)
+            net.backward(t)
+            opt.step(net)
+        return net.get_params(), [l.delta.copy() for l in net.layers]
+
+    plain = run()
+    real_empty = np.empty
+    monkeypatch.setattr(np, "empty", lambda *a, **k: np.full_like(real_empty(*a, **k), np.nan))
+    poisoned = run()
+    monkeypatch.undo()
+    for p, q in zip(plain[0], poisoned[0]):
+        assert all(np.array_equal(p[k], q[k]) for k in p)
+    assert all(np.array_equal(d, e) for d, e in zip(plain[1], poisoned[1]))
