@@ -45,17 +45,22 @@ def max_pool_by_loops(x, size, stride, d):
     (2, 1, (5, 6)),             # overlapping, stride 1
 ])
 @pytest.mark.parametrize("batch", [1, 3])
-def test_maxpool_routes_ties_like_a_window_by_window_loop(size, stride, hw, batch):
-    """Max-pool (tiled shortcut and general path) on data full of exact ties matches a
-    window-by-window loop: same output, each δ to its window's first maximum."""
+@pytest.mark.parametrize("memory", [(0, 1, 2, 3), (1, 0, 2, 3), (1, 2, 3, 0), (2, 3, 1, 0)])
+def test_maxpool_routes_ties_like_a_window_by_window_loop(size, stride, hw, batch, memory):
+    """Max-pool (tiled shortcut and general path) on data full of exact ties, in each memory
+    order a layer can receive (NCHW, CNHW, conv.py's CHWN, and one it must copy), matches a
+    window-by-window loop: same output, each δ to its window's first maximum, whatever the
+    memory order of δ."""
     rng = np.random.default_rng(11)
     x = rng.integers(0, 3, size=(batch, 2) + hw).astype(np.float64)
     layer = built(MaxPool2D(size, stride=stride), (2,) + hw)
-    out = layer.forward(x)
+    inverse = np.argsort(memory)
+    out = layer.forward(np.ascontiguousarray(x.transpose(memory)).transpose(inverse))
     d = rng.standard_normal(out.shape)
+    d_in = np.ascontiguousarray(d.transpose(memory[::-1])).transpose(np.argsort(memory[::-1]))
     expected_out, expected_dx = max_pool_by_loops(x, layer.size, layer.stride, d)
     assert np.array_equal(out, expected_out)
-    np.testing.assert_allclose(layer.backward(d), expected_dx, rtol=1e-15, atol=0)
+    np.testing.assert_allclose(layer.backward(d_in), expected_dx, rtol=1e-15, atol=0)
 
 
 @pytest.mark.parametrize("activation", ["relu", "identity", "sigmoid", "tanh", "softmax"])

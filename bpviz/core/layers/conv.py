@@ -4,14 +4,21 @@ Forward is im2col + one matmul. Backward: ∂W = δ correlated with the input (o
 the same columns), ∂b = Σ δ, and ∂x spreads each δ back over the pixels its window touched
 (one matmul, then one bincount, or one add per kernel offset for large batches).
 
-Columns are laid out (C·kh·kw, N·OH·Wc): one row per kernel entry, one column per output
-position. With a horizontal stride of 1 an output row is taken ``Wc`` = padded-width wide,
-so that a column row is one contiguous run of the flattened padded image (one long copy per
-kernel entry and image instead of one short copy per output row); the extra Wp − OW
-positions of each row are computed and dropped (z is a view without them, and δ is widened
-with zeros there, so they add nothing to ∂W or ∂x). Measured here: this cuts the im2col copy
-and the col2im adds 3–5× for LeNet's 5×5 kernels at the cost of ~15–40 % more matmul work.
-With a larger stride ``Wc`` = OW (no extra positions).
+Columns are laid out (C·kh·kw, OH·Wc·N): one row per kernel entry, one column per output
+position, the image index varying fastest. The padded input (and ∂x) is kept the same way,
+(C, Hb, Wp, N), so a column row is a strided view of it. With a horizontal stride of 1 an
+output row is taken ``Wc`` = padded-width wide, which makes each column row one contiguous
+run of the buffer, all images included (one long copy per kernel entry, and col2im adds over
+one long run per channel); the extra Wp − OW positions of each row are computed and dropped
+(z is a view without them, and δ is zero there, so they add nothing to ∂W or ∂x). Measured
+here: this cuts the im2col copy and the col2im adds 3–5× for LeNet's 5×5 kernels at the cost
+of ~15–40 % more matmul work, and the image-innermost order cuts the adds another ~3× at
+batch 32 (NumPy pays ~0.1 µs per contiguous run an add walks, and runs no longer stop at
+each image's edge). With a larger stride ``Wc`` = OW (no extra positions). At batch 1 the
+layout is plain NCHW.
+
+z, a and δ are (N, F, OH, OW) views of (F, OH, ·, N) memory; the max-pool layer works in that
+order too (pool.py), so the next convolution's padded copy reads long runs.
 """
 from __future__ import annotations
 
@@ -34,12 +41,17 @@ def pad_input(x, p):
     return xp
 
 
+def image_minor(x):
+    """The (C, H, W, N) view of an NCHW array (the layout of every buffer here)."""
+    return x.transpose(1, 2, 3, 0)
+
+
 class ColumnGeometry:
     """Where every kernel entry (c, m, n) reads its column row in a padded buffer.
 
-    The buffer is (C, N, Hb, Wp) for ∂x and (N, C, Hb, Wp) for the input: Wp is the padded
-    width, Hb the padded height plus one spare zero row when output rows are taken
-    padded-width wide (their last row runs kw − 1 pixels past the image).
+    The buffer, for the input and for ∂x, is (C, Hb, Wp, N): Wp is the padded width, Hb the
+    padded height plus one spare zero row when output rows are taken padded-width wide
+    (their last row runs kw − 1 pixels past the image).
     """
 
     def __init__(self, input_hw, kernel, stride, padding):
@@ -54,53 +66,53 @@ class ColumnGeometry:
         self._target_cache = {}
 
     def pad(self, x):
-        """x (N, C, H, W) into a zeroed (N, C, Hb, Wp) buffer."""
+        """x (N, C, H, W) into a zeroed (C, Hb, Wp, N) buffer."""
         n, c = x.shape[:2]
-        if (self.hb, self.wp) == (self.h, self.w) and x.flags.c_contiguous:
-            return x
-        buf = np.zeros((n, c, self.hb, self.wp), dtype=x.dtype)
-        buf[:, :, self.ph:self.ph + self.h, self.pw:self.pw + self.w] = x
+        xm = image_minor(x)
+        if (self.hb, self.wp) == (self.h, self.w) and xm.flags.c_contiguous:
+            return xm
+        buf = np.zeros((c, self.hb, self.wp, n), dtype=x.dtype)
+        buf[:, self.ph:self.ph + self.h, self.pw:self.pw + self.w] = xm
         return buf
 
-    def _view(self, buf, axes_cn):
-        """(C, kh, kw, N, OH, Wc) strided view of the C-contiguous ``buf``: kernel entry
-        (c, m, n)'s column row for every image. ``axes_cn``: the buffer's axes of C and N.
-        Offsets overlap each other (never themselves), so the view is added to one offset at
-        a time. (Built with the ndarray constructor: ``as_strided`` costs ~10 µs a call.)"""
+    def _view(self, buf):
+        """(C, kh, kw, OH, Wc, N) strided view of the C-contiguous (C, Hb, Wp, N) ``buf``:
+        kernel entry (c, m, n)'s column row. Offsets overlap each other (never themselves),
+        so the view is added to one offset at a time. (Built with the ndarray constructor:
+        ``as_strided`` costs ~10 µs a call.)"""
         st = buf.strides
-        return np.ndarray((buf.shape[axes_cn[0]], self.kh, self.kw, buf.shape[axes_cn[1]],
-                           self.oh, self.wc), buf.dtype, buf, 0,
-                          (st[axes_cn[0]], st[2], st[3], st[axes_cn[1]], st[2] * self.sh,
-                           st[3] * self.sw))
+        return np.ndarray((buf.shape[0], self.kh, self.kw, self.oh, self.wc, buf.shape[3]),
+                          buf.dtype, buf, 0,
+                          (st[0], st[1], st[2], st[1] * self.sh, st[2] * self.sw, st[3]))
 
     def columns(self, buf):
-        """(C·kh·kw, N·OH·Wc) columns from the (N, C, Hb, Wp) input buffer."""
-        c, n = buf.shape[1], buf.shape[0]
-        return self._view(buf, (1, 0)).reshape(c * self.kh * self.kw, n * self.oh * self.wc)
+        """(C·kh·kw, OH·Wc·N) columns from the (C, Hb, Wp, N) input buffer."""
+        c, n = buf.shape[0], buf.shape[3]
+        return self._view(buf).reshape(c * self.kh * self.kw, self.oh * self.wc * n)
 
     def narrow(self, wide, n, f):
-        """(F, N·OH·Wc) → the NCHW view (N, F, OH, OW) without the extra positions."""
-        return wide.reshape(f, n, self.oh, self.wc)[..., :self.ow].transpose(1, 0, 2, 3)
+        """(F, OH·Wc·N) → the NCHW view (N, F, OH, OW) without the extra positions."""
+        return wide.reshape(f, self.oh, self.wc, n)[:, :, :self.ow].transpose(3, 0, 1, 2)
 
     def widen(self, delta):
-        """δ (N, F, OH, OW) as (F, N·OH·Wc), zero at the extra positions."""
+        """δ (N, F, OH, OW) as (F, OH·Wc·N), zero at the extra positions."""
         n, f = delta.shape[:2]
-        fm = delta.transpose(1, 0, 2, 3)
+        fm = image_minor(delta)
         if self.wc == self.ow:
             return fm.reshape(f, -1)
         wide = self.wide_buffer(n, f, delta.dtype)
-        wide[..., :self.ow] = fm
+        wide[:, :, :self.ow] = fm
         return wide.reshape(f, -1)
 
     def wide_buffer(self, n, f, dtype):
-        """An (F, N, OH, Wc) buffer, zero at the extra positions (the rest is to be filled).
+        """An (F, OH, Wc, N) buffer, zero at the extra positions (the rest is to be filled).
         Zeroing only those beats np.zeros: a large calloc comes back as fresh pages."""
-        wide = np.empty((f, n, self.oh, self.wc), dtype=dtype)
-        wide[..., self.ow:] = 0
+        wide = np.empty((f, self.oh, self.wc, n), dtype=dtype)
+        wide[:, :, self.ow:] = 0
         return wide
 
     def scatter(self, dcols, n):
-        """Sum (C·kh·kw, N·OH·Wc) column gradients onto the pixels they read: ∂x (N, C, H, W).
+        """Sum (C·kh·kw, OH·Wc·N) column gradients onto the pixels they read: ∂x (N, C, H, W).
 
         Small batches: one ``np.bincount`` over each entry's precomputed buffer position
         (kh·kw separate adds cost ~6 µs of call overhead each here, ~0.15 ms at batch 1).
@@ -109,24 +121,25 @@ class ColumnGeometry:
         c = dcols.shape[0] // (self.kh * self.kw)
         if dcols.size <= BINCOUNT_MAX:
             buf = np.bincount(self._targets(c, n), weights=dcols.ravel(),
-                              minlength=c * n * self.hb * self.wp)
-            buf = buf.astype(dcols.dtype, copy=False).reshape(c, n, self.hb, self.wp)
+                              minlength=c * self.hb * self.wp * n)
+            buf = buf.astype(dcols.dtype, copy=False).reshape(c, self.hb, self.wp, n)
         else:
-            buf = np.zeros((c, n, self.hb, self.wp), dtype=dcols.dtype)
-            view = self._view(buf, (0, 1))
-            dcols = dcols.reshape(c, self.kh, self.kw, n, self.oh, self.wc)
+            buf = np.zeros((c, self.hb, self.wp, n), dtype=dcols.dtype)
+            view = self._view(buf)
+            dcols = dcols.reshape(c, self.kh, self.kw, self.oh, self.wc, n)
             for m in range(self.kh):
                 for k in range(self.kw):
                     view[:, m, k] += dcols[:, m, k]
-        return buf[:, :, self.ph:self.ph + self.h, self.pw:self.pw + self.w].transpose(1, 0, 2, 3)
+        inner = buf[:, self.ph:self.ph + self.h, self.pw:self.pw + self.w]
+        return inner.transpose(3, 0, 1, 2)
 
     def _targets(self, c, n):
-        """Flat (C, N, Hb, Wp)-buffer position of every column entry, in column order."""
+        """Flat (C, Hb, Wp, N)-buffer position of every column entry, in column order."""
         key = (c, n)
         if key not in self._target_cache:
-            cc, m, k, nn, i, j = np.indices((c, self.kh, self.kw, n, self.oh, self.wc),
+            cc, m, k, i, j, nn = np.indices((c, self.kh, self.kw, self.oh, self.wc, n),
                                             sparse=True)
-            pos = (((cc * n + nn) * self.hb + m + i * self.sh) * self.wp + k + j * self.sw)
+            pos = ((cc * self.hb + m + i * self.sh) * self.wp + k + j * self.sw) * n + nn
             self._target_cache = {key: pos.ravel()}     # one batch size kept at a time
         return self._target_cache[key]
 
@@ -201,6 +214,7 @@ class Conv2D(Layer):
         return g
 
     def linear(self, x):
+        self._wide_delta = None
         z, self._cols = conv2d_forward(x, self.params["W"], self.params["b"],
                                        self.stride, self.padding, self._columns())
         return z
