@@ -328,7 +328,8 @@ class Network:
         """Loss and δ^L first, then each layer's gradients, yielding its index (last to first).
 
         NaN/Inf checks as in ``iter_forward``: per layer, or (without ``check_each``) on the
-        loss and the first layer's δ, which every non-finite δ upstream reaches.
+        loss and the first layer's δ (through its ∂b), which every non-finite δ upstream
+        reaches.
         """
         return self._backward_steps(t, check_each, quiet)
 
@@ -351,11 +352,18 @@ class Network:
                 incoming_ok = self._guard_backward(layer, i, incoming_ok)
             yield i
         self._input_grad = None
-        if not check_each and not (math.isfinite(self.loss_value)
-                                   and guard.is_finite(self.layers[0].delta)):
+        if not check_each and not (math.isfinite(self.loss_value) and self._first_delta_finite()):
             incoming_ok = math.isfinite(self.loss_value)
             for i in range(len(self.layers) - 1, -1, -1):
                 incoming_ok = self._guard_backward(self.layers[i], i, incoming_ok)
+
+    def _first_delta_finite(self) -> bool:
+        """Whether the first layer's δ is finite, read from its ∂b = Σ δ when it has one: a
+        sum is non-finite whenever a term is (an overflow only sends it to the per-layer
+        check). A few numbers instead of all of δ (~60 µs at LeNet batch 32)."""
+        first = self.layers[0]
+        db = first.grads.get("b")
+        return guard.is_finite(first.delta if db is None else db)
 
     def _output_error(self, t):
         """(loss, gradient at the output, fused?) for the current output and targets t."""

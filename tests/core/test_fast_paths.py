@@ -96,6 +96,40 @@ def test_conv_backward_writes_delta_as_the_general_path(activation, kernel, stri
     np.testing.assert_allclose(dx, general[2], rtol=1e-14, atol=1e-15)
 
 
+@pytest.mark.parametrize("kernel,stride,padding,hw", [
+    (3, 1, 1, (9, 11)),         # stride 1: wide rows at batch 1, narrow ones at batch 64
+    ((5, 3), 1, (2, 0), (8, 9)),
+    (3, 2, 1, (15, 14)),
+])
+def test_conv_large_batch_equals_one_image_at_a_time(kernel, stride, padding, hw):
+    """A batch of 64 (narrow column rows at stride 1, ∂x by one add per kernel offset) gives
+    per image the z, δ and ∂x of that image alone (wide rows, ∂x by bincount), and ∂W, ∂b
+    equal the sum of the per-image ones."""
+    from bpviz.core.layers import conv as conv_module
+    rng = np.random.default_rng(16)
+    n = 64
+    layer = built(Conv2D(3, kernel, stride=stride, padding=padding, activation="tanh"), (3,) + hw)
+    x = rng.standard_normal((n, 3) + hw)
+    da = rng.standard_normal((n,) + layer.output_shape)
+    layer.forward(x)
+    dx = layer.backward(da)
+    whole = (layer.z.copy(), layer.delta.copy(), dx, layer.grads["W"], layer.grads["b"])
+    g = layer._geometry
+    assert g.wc == g.ow and layer._cols.size > conv_module.BINCOUNT_MAX   # the batch paths
+    singles = []
+    for i in range(n):
+        layer.forward(x[i:i + 1])
+        dx_i = layer.backward(da[i:i + 1])
+        singles.append((layer.z.copy(), layer.delta, dx_i, layer.grads["W"], layer.grads["b"]))
+    assert layer._geometry.wc == (layer._geometry.wp if stride == 1 else layer._geometry.ow)
+    for k in range(3):
+        np.testing.assert_allclose(whole[k], np.concatenate([s[k] for s in singles]),
+                                   rtol=1e-12, atol=1e-13)
+    for k in (3, 4):
+        np.testing.assert_allclose(whole[k], sum(s[k] for s in singles), rtol=1e-12,
+                                   atol=1e-12)
+
+
 @pytest.mark.parametrize("shape", [(1, 7), (1, 1)])
 def test_dense_batch_one_weight_gradient_is_the_outer_product(shape):
     """At batch 1 ∂W = δ xᵀ goes through np.dot; each entry is the single product δᵢ·xⱼ."""
@@ -140,3 +174,27 @@ def test_training_steps_do_not_depend_on_what_new_buffers_hold(batch, monkeypatc
     for p, q in zip(plain[0], poisoned[0]):
         assert all(np.array_equal(p[k], q[k]) for k in p)
     assert all(np.array_equal(d, e) for d, e in zip(plain[1], poisoned[1]))
+
+
+@pytest.mark.parametrize("first", ["conv", "dense"])
+def test_backward_guard_reports_a_nan_that_reaches_the_first_layer(first):
+    """The whole-pass backward check reads the first layer's ∂b = Σ δ instead of δ: a NaN
+    born in the last layer's ∂x must still be reported, exactly as the per-layer check
+    (stepping with iter_backward) reports it."""
+    if first == "conv":
+        net = lenet(np.float64)
+        x = np.random.default_rng(15).standard_normal((2, 1, 12, 12))
+    else:
+        net = Network((5,), [Dense(4, "tanh"), Dense(3, "softmax")],
+                      loss="cross_entropy", seed=3)
+        x = np.random.default_rng(15).standard_normal((2, 5))
+    t = np.array([0, 1])
+    net.forward(x)
+    net.layers[-1].params["W"][0, 0] = np.nan          # finite output, NaN ∂x below it
+    net.backward(t)
+    whole_pass = list(net.nonfinite)
+    for _ in net.iter_backward(t, check_each=True):
+        pass
+    assert whole_pass and whole_pass[0].phase == "backward"
+    assert whole_pass == net.nonfinite
+    assert np.isnan(net.layers[0].delta).any()
