@@ -100,6 +100,7 @@ def test_conv_backward_writes_delta_as_the_general_path(activation, kernel, stri
     (3, 1, 1, (9, 11)),         # stride 1: wide rows at batch 1, narrow ones at batch 64
     ((5, 3), 1, (2, 0), (8, 9)),
     (3, 2, 1, (15, 14)),
+    (3, 1, 1, (13, 12)),        # 9,984 columns at batch 64: products in column blocks
 ])
 def test_conv_large_batch_equals_one_image_at_a_time(kernel, stride, padding, hw):
     """A batch of 64 (narrow column rows at stride 1, ∂x by one add per kernel offset) gives
@@ -116,6 +117,8 @@ def test_conv_large_batch_equals_one_image_at_a_time(kernel, stride, padding, hw
     whole = (layer.z.copy(), layer.delta.copy(), dx, layer.grads["W"], layer.grads["b"])
     g = layer._geometry
     assert g.wc == g.ow and layer._cols.size > conv_module.BINCOUNT_MAX   # the batch paths
+    if hw == (13, 12):
+        assert layer._cols.shape[1] > 2 * conv_module.COLUMN_BLOCK
     singles = []
     for i in range(n):
         layer.forward(x[i:i + 1])
@@ -128,6 +131,25 @@ def test_conv_large_batch_equals_one_image_at_a_time(kernel, stride, padding, hw
     for k in (3, 4):
         np.testing.assert_allclose(whole[k], sum(s[k] for s in singles), rtol=1e-12,
                                    atol=1e-12)
+
+
+@pytest.mark.parametrize("n", [10, 2 * 4096 + 1, 3 * 4096, 5 * 4096 + 77])
+def test_column_block_products_equal_one_product(n):
+    """The conv products in column blocks equal one product up to rounding (a @ cols, the
+    same sums; cols · dᵀ, summed over the columns in blocks), in both dtypes."""
+    from bpviz.core.layers.conv import column_product, column_sum_product
+    rng = np.random.default_rng(17)
+    for dtype, rtol in ((np.float64, 1e-12), (np.float32, 1e-4)):
+        a = rng.standard_normal((6, 25)).astype(dtype)
+        cols = rng.standard_normal((25, n)).astype(dtype)
+        d = rng.standard_normal((6, n)).astype(dtype)
+        z = column_product(a, cols)
+        assert z.dtype == dtype
+        np.testing.assert_allclose(z, a @ cols, rtol=rtol / 100, atol=rtol / 100)
+        total = column_sum_product(cols, d)
+        assert total.dtype == dtype and total.shape == (25, 6)
+        exact = cols.astype(np.float64) @ d.astype(np.float64).T
+        np.testing.assert_allclose(total, exact, rtol=rtol, atol=rtol * np.sqrt(n))
 
 
 @pytest.mark.parametrize("shape", [(1, 7), (1, 1)])

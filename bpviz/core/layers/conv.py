@@ -30,6 +30,42 @@ from .windows import check_image_input, output_hw
 
 BINCOUNT_MAX = 2**16     # column entries up to which ∂x is scattered with one np.bincount
 NARROW_RUN = 256         # an output row of N·OW values at least this long is not widened
+COLUMN_BLOCK = 4096      # column products with more than twice this many columns go in blocks
+
+
+def column_blocks(n):
+    """Column slices for the products below: one, or equal blocks of about COLUMN_BLOCK
+    when n is more than twice that (equal, so that no block is a thin remainder)."""
+    if n <= 2 * COLUMN_BLOCK:
+        return [slice(0, n)]
+    size = -(-n // -(-n // COLUMN_BLOCK))
+    return [slice(s, s + size) for s in range(0, n, size)]
+
+
+def column_product(a, cols):
+    """a @ cols for a matrix with many columns, taken a block of columns at a time.
+
+    OpenBLAS runs LeNet's first conv (6×25 by 25×25088 at batch 32) ~3× slower in one call
+    than in blocks that stay in cache; each entry is the same sum either way.
+    """
+    blocks = column_blocks(cols.shape[1])
+    if len(blocks) == 1:
+        return a @ cols
+    out = np.empty((a.shape[0], cols.shape[1]), dtype=np.result_type(a, cols))
+    for sl in blocks:
+        np.matmul(a, cols[:, sl], out=out[:, sl])
+    return out
+
+
+def column_sum_product(cols, d):
+    """cols · dᵀ, the sum over columns, a block of columns at a time (~2.5× faster for the
+    first conv's ∂W at batch 32); the blocks' partial sums are added in order, so the result
+    is deterministic, though rounded differently from one call."""
+    first, *rest = column_blocks(cols.shape[1])
+    total = cols[:, first] @ d[:, first].T
+    for sl in rest:
+        total += cols[:, sl] @ d[:, sl].T
+    return total
 
 
 def pad_input(x, p):
@@ -159,7 +195,7 @@ def conv2d_forward(x, W, b, stride=(1, 1), padding=(0, 0), geometry=None):
     f, _, kh, kw = W.shape
     g = geometry or ColumnGeometry(x.shape[2:], (kh, kw), stride, padding, len(x))
     cols = g.columns(g.pad(x))
-    z = W.reshape(f, -1) @ cols
+    z = column_product(W.reshape(f, -1), cols)
     z += b[:, None]
     return g.narrow(z, len(x), f), cols
 
@@ -173,7 +209,7 @@ def conv2d_backward_input(delta, W, input_hw, stride=(1, 1), padding=(0, 0), geo
     """
     f, _, kh, kw = W.shape
     g = geometry or ColumnGeometry(input_hw, (kh, kw), stride, padding, len(delta))
-    dcols = W.reshape(f, -1).T @ g.widen(delta)
+    dcols = column_product(W.reshape(f, -1).T, g.widen(delta))
     return g.scatter(dcols, len(delta))
 
 
@@ -252,10 +288,10 @@ class Conv2D(Layer):
         d2 = self._wide(delta)                  # zero at the extra positions of wide rows
         # (cols · δᵀ)ᵀ rather than δ · colsᵀ: the same sums, measured up to 1.7× faster here
         # with OpenBLAS for these skinny products (few filters, many positions).
-        self.grads["W"] = (self._cols @ d2.T).T.reshape(self.params["W"].shape)
+        self.grads["W"] = column_sum_product(self._cols, d2).T.reshape(self.params["W"].shape)
         self.grads["b"] = d2.sum(axis=1)
 
     def input_gradient(self):
         f = self.filters
-        dcols = self.params["W"].reshape(f, -1).T @ self._wide(self.delta)
+        dcols = column_product(self.params["W"].reshape(f, -1).T, self._wide(self.delta))
         return self._columns(len(self.delta)).scatter(dcols, len(self.delta))
