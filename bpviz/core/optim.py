@@ -87,25 +87,22 @@ class SGD:
         self.steps = 0
 
     def _clipped(self, net):
-        """Per layer {key: (raw, used, count)} and the global-norm numbers."""
-        out, sq = [], 0.0
+        """[layer, key, raw, used, count] for every parameter, and the global-norm numbers."""
+        out, sq, cv = [], 0.0, self.clip_value
         for layer in net.layers:
-            row = {}
             for k, g in layer.grads.items():
                 used, count = g, 0
-                if self.clip_value is not None:
-                    used = np.clip(g, -self.clip_value, self.clip_value)
+                if cv is not None:
+                    used = np.clip(g, -cv, cv)
                     count = int(np.count_nonzero(used != g))
                 sq += float(np.vdot(used, used))
-                row[k] = [g, used, count]
-            out.append(row)
+                out.append([layer, k, g, used, count])
         norm = math.sqrt(sq)
         factor = 1.0
         if self.clip_norm is not None and norm > self.clip_norm:
             factor = self.clip_norm / norm
-            for row in out:
-                for entry in row.values():
-                    entry[1] = entry[1] * factor
+            for entry in out:
+                entry[3] = entry[3] * factor
         return out, norm, factor
 
     def step(self, net) -> UpdateRecord:
@@ -120,28 +117,27 @@ class SGD:
         record = UpdateRecord(self.lr, self.l2, self.momentum, norm, factor)
         safe = math.isfinite(norm) and self.lr * (norm + 1.0) < 1e100 and self.l2 < 1e100
         new_velocity = {}
-        for layer, row in zip(net.layers, clipped):
-            entry = {}
-            for k, (raw, g, count) in row.items():
-                W = layer.params[k]
-                decay = self.l2 * W if (k == "W" and self.l2 > 0) else None
-                step = -self.lr * (g if decay is None else g + decay)
-                if self.momentum > 0:
-                    v = self.velocity.get((layer.index, k))
-                    if v is not None and v.shape == step.shape:
-                        step = self.momentum * v + step
-                    new_velocity[(layer.index, k)] = step
-                after = W + step
-                # Weights are always finite (checked on load and on every update), so a
-                # finite gradient norm with no overflow risk proves ``after`` finite too.
-                if not safe and not guard.is_finite(after):
-                    raise NonFiniteError(guard.report("update", layer, layer.index, k, after,
-                                                      created_here=math.isfinite(norm)))
-                entry[k] = ParamUpdate(W, raw, g, decay, step, after, count)
-            record.layers.append(entry)
-        for layer, entry in zip(net.layers, record.layers):   # all finite: apply together
-            for k, u in entry.items():
-                layer.params[k] = u.after
+        entries = {id(layer): {} for layer in net.layers}
+        lr, l2, momentum = self.lr, self.l2, self.momentum
+        for layer, k, raw, g, count in clipped:
+            W = layer.params[k]
+            decay = l2 * W if (k == "W" and l2 > 0) else None
+            step = -lr * (g if decay is None else g + decay)
+            if momentum > 0:
+                v = self.velocity.get((layer.index, k))
+                if v is not None and v.shape == step.shape:
+                    step = momentum * v + step
+                new_velocity[(layer.index, k)] = step
+            after = W + step
+            # Weights are always finite (checked on load and on every update), so a
+            # finite gradient norm with no overflow risk proves ``after`` finite too.
+            if not safe and not guard.is_finite(after):
+                raise NonFiniteError(guard.report("update", layer, layer.index, k, after,
+                                                  created_here=math.isfinite(norm)))
+            entries[id(layer)][k] = ParamUpdate(W, raw, g, decay, step, after, count)
+        record.layers = [entries[id(layer)] for layer in net.layers]
+        for layer, k, *_ in clipped:                 # all finite: apply together
+            layer.params[k] = entries[id(layer)][k].after
         self.velocity.update(new_velocity)
         self.steps += 1
         return record
