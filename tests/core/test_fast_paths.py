@@ -65,16 +65,16 @@ def test_maxpool_routes_ties_like_a_window_by_window_loop(size, stride, hw, batc
 
 @pytest.mark.parametrize("activation", ["relu", "identity", "sigmoid", "tanh", "softmax"])
 @pytest.mark.parametrize("kernel,stride,padding,hw,batch", [
-    (3, 1, 1, (5, 7), 1),       # wide rows (stride 1): extra positions in the δ buffer
+    (3, 1, 1, (5, 7), 1),
     (5, 1, 2, (9, 8), 3),
-    (3, 2, 1, (7, 6), 2),       # stride 2: no extra positions
+    (3, 2, 1, (7, 6), 2),
     ((2, 3), (1, 2), (0, 1), (6, 7), 2),
 ])
 def test_conv_backward_writes_delta_as_the_general_path(activation, kernel, stride, padding,
                                                         hw, batch, monkeypatch):
-    """Conv2D.backward computes δ straight into its wide buffer; δ, ∂W, ∂b and ∂x equal those
-    from δ computed on its own and handed to backward_delta, also when every new buffer
-    starts as NaN (the extra positions must be zeroed, every other entry written)."""
+    """Conv2D.backward computes δ straight into the layout ∂W and ∂x read; δ, ∂W, ∂b and ∂x
+    equal those from δ computed on its own (NCHW) and handed to backward_delta, also when
+    every new buffer starts as NaN (every entry must be written)."""
     rng = np.random.default_rng(12)
     layer = built(Conv2D(3, kernel, stride=stride, padding=padding, activation=activation),
                   (2,) + hw)
@@ -97,15 +97,15 @@ def test_conv_backward_writes_delta_as_the_general_path(activation, kernel, stri
 
 
 @pytest.mark.parametrize("kernel,stride,padding,hw", [
-    (3, 1, 1, (9, 11)),         # stride 1: wide rows at batch 1, narrow ones at batch 64
+    (3, 1, 1, (9, 11)),
     ((5, 3), 1, (2, 0), (8, 9)),
     (3, 2, 1, (15, 14)),
     (3, 1, 1, (13, 12)),        # 9,984 columns at batch 64: products in column blocks
 ])
 def test_conv_large_batch_equals_one_image_at_a_time(kernel, stride, padding, hw):
-    """A batch of 64 (narrow column rows at stride 1, ∂x by one add per kernel offset) gives
-    per image the z, δ and ∂x of that image alone (wide rows, ∂x by bincount), and ∂W, ∂b
-    equal the sum of the per-image ones."""
+    """A batch of 64 (runs across the batch, ∂x by one add per kernel offset) gives per image
+    the z, δ and ∂x of that image alone (∂x by bincount), and ∂W, ∂b equal the sum of the
+    per-image ones."""
     from bpviz.core.layers import conv as conv_module
     rng = np.random.default_rng(16)
     n = 64
@@ -115,8 +115,7 @@ def test_conv_large_batch_equals_one_image_at_a_time(kernel, stride, padding, hw
     layer.forward(x)
     dx = layer.backward(da)
     whole = (layer.z.copy(), layer.delta.copy(), dx, layer.grads["W"], layer.grads["b"])
-    g = layer._geometry
-    assert g.wc == g.ow and layer._cols.size > conv_module.BINCOUNT_MAX   # the batch paths
+    assert layer._cols.size > conv_module.BINCOUNT_MAX      # ∂x by adds, not bincount
     if hw == (13, 12):
         assert layer._cols.shape[1] > 2 * conv_module.COLUMN_BLOCK
     singles = []
@@ -124,7 +123,6 @@ def test_conv_large_batch_equals_one_image_at_a_time(kernel, stride, padding, hw
         layer.forward(x[i:i + 1])
         dx_i = layer.backward(da[i:i + 1])
         singles.append((layer.z.copy(), layer.delta, dx_i, layer.grads["W"], layer.grads["b"]))
-    assert layer._geometry.wc == (layer._geometry.wp if stride == 1 else layer._geometry.ow)
     for k in range(3):
         np.testing.assert_allclose(whole[k], np.concatenate([s[k] for s in singles]),
                                    rtol=1e-12, atol=1e-13)
