@@ -110,34 +110,60 @@ class SGD:
         if any(l.params and l.delta is None for l in net.layers):
             raise SettingsError("update: no gradients yet; run forward and backward first")
         with np.errstate(over="ignore", invalid="ignore"):   # non-finite is reported below
+            if self.clip_value is None and self.clip_norm is None:
+                return self._unclipped_step(net)
             return self._step(net)
+
+    def _unclipped_step(self, net) -> UpdateRecord:
+        """Without clipping the global norm is only reported, so every parameter's update
+        is made while its squared norm is summed: one pass (~15 µs of the update at LeNet
+        batch 1)."""
+        sq, layers, new_velocity = 0.0, [], {}
+        for layer in net.layers:
+            entry = {}
+            for k, g in layer.grads.items():
+                sq += float(np.vdot(g, g))
+                entry[k] = self._param_update(layer, k, g, g, 0, new_velocity)
+            layers.append(entry)
+        record = UpdateRecord(self.lr, self.l2, self.momentum, math.sqrt(sq), 1.0, layers)
+        return self._apply(net, record, new_velocity)
 
     def _step(self, net) -> UpdateRecord:
         clipped, norm, factor = self._clipped(net)
         record = UpdateRecord(self.lr, self.l2, self.momentum, norm, factor)
-        safe = math.isfinite(norm) and self.lr * (norm + 1.0) < 1e100 and self.l2 < 1e100
         new_velocity = {}
         entries = {id(layer): {} for layer in net.layers}
-        lr, l2, momentum = self.lr, self.l2, self.momentum
         for layer, k, raw, g, count in clipped:
-            W = layer.params[k]
-            decay = l2 * W if (k == "W" and l2 > 0) else None
-            step = -lr * (g if decay is None else g + decay)
-            if momentum > 0:
-                v = self.velocity.get((layer.index, k))
-                if v is not None and v.shape == step.shape:
-                    step = momentum * v + step
-                new_velocity[(layer.index, k)] = step
-            after = W + step
-            # Weights are always finite (checked on load and on every update), so a
-            # finite gradient norm with no overflow risk proves ``after`` finite too.
-            if not safe and not guard.is_finite(after):
-                raise NonFiniteError(guard.report("update", layer, layer.index, k, after,
-                                                  created_here=math.isfinite(norm)))
-            entries[id(layer)][k] = ParamUpdate(W, raw, g, decay, step, after, count)
+            entries[id(layer)][k] = self._param_update(layer, k, raw, g, count, new_velocity)
         record.layers = [entries[id(layer)] for layer in net.layers]
-        for layer, k, *_ in clipped:                 # all finite: apply together
-            layer.params[k] = entries[id(layer)][k].after
+        return self._apply(net, record, new_velocity)
+
+    def _param_update(self, layer, k, raw, g, count, new_velocity) -> ParamUpdate:
+        """ΔW = −η (g + λW) (plus momentum) and W + ΔW for one parameter (not applied)."""
+        W = layer.params[k]
+        decay = self.l2 * W if (k == "W" and self.l2 > 0) else None
+        step = -self.lr * (g if decay is None else g + decay)
+        if self.momentum > 0:
+            v = self.velocity.get((layer.index, k))
+            if v is not None and v.shape == step.shape:
+                step = self.momentum * v + step
+            new_velocity[(layer.index, k)] = step
+        return ParamUpdate(W, raw, g, decay, step, W + step, count)
+
+    def _apply(self, net, record, new_velocity) -> UpdateRecord:
+        """Check the new weights (unless the norm proves them finite), then apply them all."""
+        norm = record.grad_norm
+        # Weights are always finite (checked on load and on every update), so a finite
+        # gradient norm with no overflow risk proves every ``after`` finite too.
+        if not (math.isfinite(norm) and self.lr * (norm + 1.0) < 1e100 and self.l2 < 1e100):
+            for layer, entry in zip(net.layers, record.layers):
+                for k, u in entry.items():
+                    if not guard.is_finite(u.after):
+                        raise NonFiniteError(guard.report("update", layer, layer.index, k,
+                                                          u.after, math.isfinite(norm)))
+        for layer, entry in zip(net.layers, record.layers):   # all finite: apply together
+            for k, u in entry.items():
+                layer.params[k] = u.after
         self.velocity.update(new_velocity)
         self.steps += 1
         return record
