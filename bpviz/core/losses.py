@@ -44,9 +44,9 @@ def targets(loss: str, t, out_shape: tuple, dtype) -> np.ndarray:
                 bad = t[~np.isfinite(t) | (np.mod(np.nan_to_num(t), 1) != 0)][0]
                 raise TargetError(f"targets: label {float(bad)!r} is not a whole number; "
                                   f"class labels must be integers 0 … {k - 1}")
-            labels = t.astype(np.int64)
-            wrong = (labels < 0) | (labels >= k)
-            if wrong.any():
+            labels = t.astype(np.int64, copy=False)
+            if labels.min() < 0 or labels.max() >= k:     # (cheaper than a mask every step)
+                wrong = (labels < 0) | (labels >= k)
                 raise TargetError(f"targets: class label {int(labels[wrong][0])} is out of "
                                   f"range; the output has {k} classes (labels 0 … {k - 1})")
             onehot = np.zeros(out_shape, dtype=dtype)
