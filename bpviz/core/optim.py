@@ -107,8 +107,9 @@ class SGD:
 
     def step(self, net) -> UpdateRecord:
         """Apply one update from the gradients of the last backward pass; return its record."""
-        if any(l.params and l.delta is None for l in net.layers):
-            raise SettingsError("update: no gradients yet; run forward and backward first")
+        for layer in net.layers:
+            if layer.params and layer.delta is None:
+                raise SettingsError("update: no gradients yet; run forward and backward first")
         with np.errstate(over="ignore", invalid="ignore"):   # non-finite is reported below
             if self.clip_value is None and self.clip_norm is None:
                 return self._unclipped_step(net)
