@@ -75,9 +75,9 @@ def fused(loss: str, z: np.ndarray, a: np.ndarray, t: np.ndarray, reduction: str
     """(loss, δ^L) for softmax + cross-entropy or sigmoid + BCE, from the logits z."""
     s = _scale(len(z), reduction)
     if loss == "cross_entropy":
-        shifted = z - z.max(axis=1, keepdims=True)
-        log_a = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-        value = -(t * log_a).sum()
+        shifted = z - np.maximum.reduce(z, axis=1, keepdims=True)     # as z.max(axis=1)
+        log_a = shifted - np.log(np.add.reduce(np.exp(shifted), axis=1, keepdims=True))
+        value = -np.add.reduce(t * log_a, axis=None)
     else:
         value = (np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z)))).sum()
     return float(value) * s, (a - t) * s

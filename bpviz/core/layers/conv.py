@@ -262,7 +262,7 @@ class Conv2D(Layer):
         # (cols · δᵀ)ᵀ rather than δ · colsᵀ: the same sums, measured up to 1.7× faster here
         # with OpenBLAS for these skinny products (few filters, many positions).
         self.grads["W"] = column_sum_product(self._cols, d2).T.reshape(self.params["W"].shape)
-        self.grads["b"] = d2.sum(axis=1)
+        self.grads["b"] = np.add.reduce(d2, axis=1)      # = d2.sum(axis=1), less overhead
 
     def input_gradient(self):
         f = self.filters
