@@ -84,14 +84,13 @@ class ColumnGeometry:
     The buffer, for the input and for ∂x, is (C, Hp, Wp, N), Hp × Wp the padded size.
     """
 
-    def __init__(self, input_hw, kernel, stride, padding, n=1):
+    def __init__(self, input_hw, kernel, stride, padding):
         (h, w), (kh, kw), (sh, sw), (ph, pw) = input_hw, kernel, stride, padding
         self.h, self.w, self.kh, self.kw, self.sh, self.sw, self.ph, self.pw = (
             h, w, kh, kw, sh, sw, ph, pw)
         self.oh = (h + 2 * ph - kh) // sh + 1
         self.ow = (w + 2 * pw - kw) // sw + 1
         self.hp, self.wp = h + 2 * ph, w + 2 * pw
-        self.n = n
         self._target_cache = {}
 
     def pad(self, x):
@@ -166,7 +165,7 @@ def conv2d_forward(x, W, b, stride=(1, 1), padding=(0, 0), geometry=None):
     Returns z (an NCHW view of (F, OH, OW, N) memory) and the columns, kept for ∂W.
     """
     f, _, kh, kw = W.shape
-    g = geometry or ColumnGeometry(x.shape[2:], (kh, kw), stride, padding, len(x))
+    g = geometry or ColumnGeometry(x.shape[2:], (kh, kw), stride, padding)
     cols = g.columns(g.pad(x))
     z = column_product(W.reshape(f, -1), cols)
     z += b[:, None]
@@ -181,7 +180,7 @@ def conv2d_backward_input(delta, W, input_hw, stride=(1, 1), padding=(0, 0), geo
     equivalent full correlation with the rotated kernel, whose matmul is skinny.)
     """
     f, _, kh, kw = W.shape
-    g = geometry or ColumnGeometry(input_hw, (kh, kw), stride, padding, len(delta))
+    g = geometry or ColumnGeometry(input_hw, (kh, kw), stride, padding)
     dcols = column_product(W.reshape(f, -1).T, g.as_columns(delta))
     return g.scatter(dcols, len(delta))
 
@@ -222,18 +221,17 @@ class Conv2D(Layer):
         return {"W": self._init_weight(rng, shape, c * kh * kw, self.filters * kh * kw),
                 "b": np.zeros(self.filters)}
 
-    def _columns(self, n) -> ColumnGeometry:
-        """The column geometry for a batch of n (kept for the last input shape and n)."""
+    def _columns(self) -> ColumnGeometry:
         g = self._geometry
-        if g is None or (g.h, g.w, g.n) != self.input_shape[1:] + (n,):
+        if g is None or (g.h, g.w) != self.input_shape[1:]:
             g = self._geometry = ColumnGeometry(self.input_shape[1:], self.kernel_size,
-                                                self.stride, self.padding, n)
+                                                self.stride, self.padding)
         return g
 
     def linear(self, x):
         self._delta_columns = None
         z, self._cols = conv2d_forward(x, self.params["W"], self.params["b"],
-                                       self.stride, self.padding, self._columns(len(x)))
+                                       self.stride, self.padding, self._columns())
         return z
 
     def backward(self, grad_output, need_dx=True):
@@ -243,7 +241,7 @@ class Conv2D(Layer):
         if self.activation == "softmax":        # not element-wise: the general way
             return super().backward(grad_output, need_dx)
         n, f = len(grad_output), self.filters
-        g = self._columns(n)
+        g = self._columns()
         d2 = np.empty((f, g.oh * g.ow * n), dtype=grad_output.dtype)
         delta = g.as_nchw(d2, n, f)
         activations.backward(self.activation, grad_output, self.z, self.a, out=delta)
@@ -255,7 +253,7 @@ class Conv2D(Layer):
         kept = self._delta_columns
         if kept is not None and kept[0] is delta:
             return kept[1]
-        return self._columns(len(delta)).as_columns(delta)
+        return self._columns().as_columns(delta)
 
     def param_grads(self, delta):
         d2 = self._columns_of(delta)
@@ -267,4 +265,4 @@ class Conv2D(Layer):
     def input_gradient(self):
         f = self.filters
         dcols = column_product(self.params["W"].reshape(f, -1).T, self._columns_of(self.delta))
-        return self._columns(len(self.delta)).scatter(dcols, len(self.delta))
+        return self._columns().scatter(dcols, len(self.delta))
