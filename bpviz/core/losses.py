@@ -44,9 +44,9 @@ def targets(loss: str, t, out_shape: tuple, dtype) -> np.ndarray:
                 bad = t[~np.isfinite(t) | (np.mod(np.nan_to_num(t), 1) != 0)][0]
                 raise TargetError(f"targets: label {float(bad)!r} is not a whole number; "
                                   f"class labels must be integers 0 … {k - 1}")
-            labels = t.astype(np.int64)
-            wrong = (labels < 0) | (labels >= k)
-            if wrong.any():
+            labels = t.astype(np.int64, copy=False)
+            if labels.min() < 0 or labels.max() >= k:     # (cheaper than a mask every step)
+                wrong = (labels < 0) | (labels >= k)
                 raise TargetError(f"targets: class label {int(labels[wrong][0])} is out of "
                                   f"range; the output has {k} classes (labels 0 … {k - 1})")
             onehot = np.zeros(out_shape, dtype=dtype)
@@ -75,9 +75,9 @@ def fused(loss: str, z: np.ndarray, a: np.ndarray, t: np.ndarray, reduction: str
     """(loss, δ^L) for softmax + cross-entropy or sigmoid + BCE, from the logits z."""
     s = _scale(len(z), reduction)
     if loss == "cross_entropy":
-        shifted = z - z.max(axis=1, keepdims=True)
-        log_a = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-        value = -(t * log_a).sum()
+        shifted = z - np.maximum.reduce(z, axis=1, keepdims=True)     # as z.max(axis=1)
+        log_a = shifted - np.log(np.add.reduce(np.exp(shifted), axis=1, keepdims=True))
+        value = -np.add.reduce(t * log_a, axis=None)
     else:
         value = (np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z)))).sum()
     return float(value) * s, (a - t) * s

@@ -87,58 +87,81 @@ class SGD:
         self.steps = 0
 
     def _clipped(self, net):
-        """Per layer {key: (raw, used, count)} and the global-norm numbers."""
-        out, sq = [], 0.0
+        """[layer, key, raw, used, count] for every parameter, and the global-norm numbers."""
+        out, sq, cv = [], 0.0, self.clip_value
         for layer in net.layers:
-            row = {}
             for k, g in layer.grads.items():
                 used, count = g, 0
-                if self.clip_value is not None:
-                    used = np.clip(g, -self.clip_value, self.clip_value)
+                if cv is not None:
+                    used = np.clip(g, -cv, cv)
                     count = int(np.count_nonzero(used != g))
                 sq += float(np.vdot(used, used))
-                row[k] = [g, used, count]
-            out.append(row)
+                out.append([layer, k, g, used, count])
         norm = math.sqrt(sq)
         factor = 1.0
         if self.clip_norm is not None and norm > self.clip_norm:
             factor = self.clip_norm / norm
-            for row in out:
-                for entry in row.values():
-                    entry[1] = entry[1] * factor
+            for entry in out:
+                entry[3] = entry[3] * factor
         return out, norm, factor
 
     def step(self, net) -> UpdateRecord:
         """Apply one update from the gradients of the last backward pass; return its record."""
-        if any(l.params and l.delta is None for l in net.layers):
-            raise SettingsError("update: no gradients yet; run forward and backward first")
+        for layer in net.layers:
+            if layer.params and layer.delta is None:
+                raise SettingsError("update: no gradients yet; run forward and backward first")
         with np.errstate(over="ignore", invalid="ignore"):   # non-finite is reported below
+            if self.clip_value is None and self.clip_norm is None:
+                return self._unclipped_step(net)
             return self._step(net)
+
+    def _unclipped_step(self, net) -> UpdateRecord:
+        """Without clipping the global norm is only reported, so every parameter's update
+        is made while its squared norm is summed: one pass (~15 µs of the update at LeNet
+        batch 1)."""
+        sq, layers, new_velocity = 0.0, [], {}
+        for layer in net.layers:
+            entry = {}
+            for k, g in layer.grads.items():
+                sq += float(np.vdot(g, g))
+                entry[k] = self._param_update(layer, k, g, g, 0, new_velocity)
+            layers.append(entry)
+        record = UpdateRecord(self.lr, self.l2, self.momentum, math.sqrt(sq), 1.0, layers)
+        return self._apply(net, record, new_velocity)
 
     def _step(self, net) -> UpdateRecord:
         clipped, norm, factor = self._clipped(net)
         record = UpdateRecord(self.lr, self.l2, self.momentum, norm, factor)
-        safe = math.isfinite(norm) and self.lr * (norm + 1.0) < 1e100 and self.l2 < 1e100
         new_velocity = {}
-        for layer, row in zip(net.layers, clipped):
-            entry = {}
-            for k, (raw, g, count) in row.items():
-                W = layer.params[k]
-                decay = self.l2 * W if (k == "W" and self.l2 > 0) else None
-                step = -self.lr * (g if decay is None else g + decay)
-                if self.momentum > 0:
-                    v = self.velocity.get((layer.index, k))
-                    if v is not None and v.shape == step.shape:
-                        step = self.momentum * v + step
-                    new_velocity[(layer.index, k)] = step
-                after = W + step
-                # Weights are always finite (checked on load and on every update), so a
-                # finite gradient norm with no overflow risk proves ``after`` finite too.
-                if not safe and not guard.is_finite(after):
-                    raise NonFiniteError(guard.report("update", layer, layer.index, k, after,
-                                                      created_here=math.isfinite(norm)))
-                entry[k] = ParamUpdate(W, raw, g, decay, step, after, count)
-            record.layers.append(entry)
+        entries = {id(layer): {} for layer in net.layers}
+        for layer, k, raw, g, count in clipped:
+            entries[id(layer)][k] = self._param_update(layer, k, raw, g, count, new_velocity)
+        record.layers = [entries[id(layer)] for layer in net.layers]
+        return self._apply(net, record, new_velocity)
+
+    def _param_update(self, layer, k, raw, g, count, new_velocity) -> ParamUpdate:
+        """ΔW = −η (g + λW) (plus momentum) and W + ΔW for one parameter (not applied)."""
+        W = layer.params[k]
+        decay = self.l2 * W if (k == "W" and self.l2 > 0) else None
+        step = -self.lr * (g if decay is None else g + decay)
+        if self.momentum > 0:
+            v = self.velocity.get((layer.index, k))
+            if v is not None and v.shape == step.shape:
+                step = self.momentum * v + step
+            new_velocity[(layer.index, k)] = step
+        return ParamUpdate(W, raw, g, decay, step, W + step, count)
+
+    def _apply(self, net, record, new_velocity) -> UpdateRecord:
+        """Check the new weights (unless the norm proves them finite), then apply them all."""
+        norm = record.grad_norm
+        # Weights are always finite (checked on load and on every update), so a finite
+        # gradient norm with no overflow risk proves every ``after`` finite too.
+        if not (math.isfinite(norm) and self.lr * (norm + 1.0) < 1e100 and self.l2 < 1e100):
+            for layer, entry in zip(net.layers, record.layers):
+                for k, u in entry.items():
+                    if not guard.is_finite(u.after):
+                        raise NonFiniteError(guard.report("update", layer, layer.index, k,
+                                                          u.after, math.isfinite(norm)))
         for layer, entry in zip(net.layers, record.layers):   # all finite: apply together
             for k, u in entry.items():
                 layer.params[k] = u.after

@@ -168,7 +168,7 @@ def test_maxpool_tie_goes_to_first_maximum_row_major():
     assert np.array_equal(dx[0, 0], expected)
 
 
-@pytest.mark.parametrize("memory", ["NCHW", "CNHW", "strided"])
+@pytest.mark.parametrize("memory", ["NCHW", "CNHW", "CHWN", "strided"])
 def test_maxpool_tiled_windows_route_like_the_general_path(memory):
     """Windows tiling the input exactly take a two-pass shortcut; on data full of ties (and
     in every memory layout a layer can receive) it must route δ as the general path does,
@@ -179,6 +179,8 @@ def test_maxpool_tiled_windows_route_like_the_general_path(memory):
     inner = x[:, :, :6, :8]
     if memory == "CNHW":
         inner = np.ascontiguousarray(inner.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    elif memory == "CHWN":                        # a convolution's output (conv.py)
+        inner = np.ascontiguousarray(inner.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
     elif memory == "strided":
         inner = x[:, :, :6, :8]                   # a view with gaps
     else:

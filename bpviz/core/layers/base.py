@@ -118,7 +118,8 @@ class Layer:
 
     # ----- passes ----------------------------------------------------------------------------
     def forward(self, x: np.ndarray) -> np.ndarray:
-        self._require_built()
+        if self.output_shape is None:
+            self._require_built()
         self.x = x
         self.z = self.linear(x)
         self.a = activations.forward(self.activation, self.z)
