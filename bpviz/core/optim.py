@@ -33,17 +33,39 @@ def _optional(value, name):
     return _number(value, name, "a finite number > 0 (or off)", lambda v: v > 0)
 
 
-@dataclass
 class ParamUpdate:
     """One parameter's update: ``after = before + update``, ``update = −η(grad + decay)``
-    (plus momentum)."""
-    before: np.ndarray
-    raw_grad: np.ndarray     # ∂loss/∂W before clipping
-    grad: np.ndarray         # the gradient used, after clipping
-    decay: np.ndarray | None  # λW (None where L2 does not apply)
-    update: np.ndarray       # ΔW actually applied
-    after: np.ndarray
-    clipped: int = 0         # elements changed by value clipping
+    (plus momentum).
+
+    A plain step (no momentum, no L2) makes ``after`` in place as (−η·g) + W and computes
+    ``update`` = −η·g again on first use: bitwise the array that was added (IEEE products and
+    sums are commutative), without a third weight-sized array per step when no one looks
+    (~7 % of a LeNet batch-1 step here).
+    """
+    __slots__ = ("before", "raw_grad", "grad", "decay", "after", "clipped", "_update", "_lr")
+
+    def __init__(self, before, raw_grad, grad, decay, update, after, clipped: int = 0,
+                 lr: float | None = None):
+        self.before = before
+        self.raw_grad = raw_grad      # ∂loss/∂W before clipping
+        self.grad = grad              # the gradient used, after clipping
+        self.decay = decay            # λW (None where L2 does not apply)
+        self.after = after
+        self.clipped = clipped        # elements changed by value clipping
+        self._update, self._lr = update, lr
+        if update is None and (lr is None or decay is not None):
+            raise ValueError("ParamUpdate: without the update array, lr is needed and "
+                             "decay must be None")
+
+    @property
+    def update(self) -> np.ndarray:
+        """ΔW actually applied."""
+        if self._update is None:
+            self._update = np.multiply(self.grad, -self._lr)
+        return self._update
+
+    def __repr__(self) -> str:
+        return f"ParamUpdate(shape={self.after.shape}, clipped={self.clipped})"
 
 
 @dataclass
@@ -143,6 +165,10 @@ class SGD:
         """ΔW = −η (g + λW) (plus momentum) and W + ΔW for one parameter (not applied)."""
         W = layer.params[k]
         decay = self.l2 * W if (k == "W" and self.l2 > 0) else None
+        if decay is None and self.momentum == 0:
+            after = np.multiply(g, -self.lr)
+            after += W
+            return ParamUpdate(W, raw, g, None, None, after, count, lr=self.lr)
         step = -self.lr * (g if decay is None else g + decay)
         if self.momentum > 0:
             v = self.velocity.get((layer.index, k))

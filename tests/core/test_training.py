@@ -129,10 +129,12 @@ def test_batch_update_is_sum_or_mean_of_per_sample_gradients(reduction):
                                        rtol=1e-12, atol=1e-15)
 
 
-def test_record_holds_before_grad_update_after():
-    """after == before + update (bitwise), before is the old W, after is the new W."""
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_record_holds_before_grad_update_after(dtype):
+    """after == before + update (bitwise), before is the old W, after is the new W; update
+    (made on first use in a plain step) is bitwise −η·g, in the network's dtype."""
     x, y = data()
-    net = mlp()
+    net = mlp().clone(dtype)
     before = net.get_params()
     raw = raw_grads(net, x, y)
     net.forward(x)
@@ -144,6 +146,7 @@ def test_record_holds_before_grad_update_after():
             assert np.array_equal(u.before, before[i][k])
             assert np.array_equal(u.raw_grad, raw[i][k]) and np.array_equal(u.grad, raw[i][k])
             assert np.array_equal(u.update, -0.3 * raw[i][k])
+            assert u.update.dtype == u.after.dtype == dtype
             assert np.array_equal(u.after, u.before + u.update)
             assert np.array_equal(layer.params[k], u.after)
             assert u.decay is None and u.clipped == 0
