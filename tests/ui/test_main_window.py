@@ -5,6 +5,7 @@ with the core's own arrays for the same step.
 """
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -492,6 +493,7 @@ def test_soak_5000_panel_refreshes_keep_refcounts_memory_and_widgets_stable(wind
     for snap in snaps:
         w.show_snapshot(snap, now=True)
     app.processEvents()
+    gc.collect()                 # earlier tests' garbage must not be freed inside the loop
     widgets0 = len(app.allWidgets())
     true0, none0 = sys.getrefcount(True), sys.getrefcount(None)
     drawn0 = dict(w.painted)
