@@ -117,10 +117,10 @@ def main(argv=None) -> int:
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, tempfile.mkdtemp())
     app = QApplication.instance() or QApplication([])
     import bpviz.ui  # noqa: F401
-    import bpviz.ui.main_window as mw
+    import bpviz.ui.frames as frames
     from bpviz.ui.main_window import MainWindow
     if args.share is not None:
-        mw.GUI_SHARE = args.share
+        frames.GUI_SHARE = args.share
 
     base = headless(args.preset, args.mode, min(args.seconds, 5.0))
     print(f"headless      {base:8.1f} steps/s   ({args.preset}, mode {args.mode})")
@@ -143,8 +143,8 @@ def main(argv=None) -> int:
     print(f"repaints      {rps:8.1f} /s        (target ≥ {TARGET_REPAINTS:.0f})")
     print(f"painting      {sps:8.1f} steps/s")
     print(f"  status bar    {per_panel['status bar']:6.1f} updates/s (step, loss, accuracy)")
-    print(f"  frame cost    {1000 * window._frame_cost:6.1f} ms (all panels drawn and painted; "
-          f"painting capped at {100 * mw.GUI_SHARE:.0f} % of the time)")
+    print(f"  frame cost    {1000 * window.frames.cost:6.1f} ms (all panels drawn and painted; "
+          f"painting capped at {100 * frames.GUI_SHARE:.0f} % of the time)")
     print(f"ratio         {100 * ratio:8.1f} %        (target ≥ {100 * TARGET_RATIO:.0f} %)")
     ok = rps >= TARGET_REPAINTS and ratio >= TARGET_RATIO
     print("PASS" if ok else "MISS")

@@ -218,6 +218,33 @@ def test_changing_the_learning_rate_while_running_keeps_running(window, qtbot):
     w.pause()
 
 
+def test_training_frames_go_on_after_a_settings_change_resumes_training(window, qtbot):
+    """set_training pauses and restarts the worker itself (bridge.guard_session): the frame
+    pacer must start again with it."""
+    w, s = window, window.session
+    w.run()
+    qtbot.waitUntil(lambda: w.repaints > 2 and w._latest.step >= 2, timeout=10000)
+    s.set_training(lr=0.02)
+    repaints = w.repaints
+    qtbot.waitUntil(lambda: w.repaints > repaints + 2, timeout=10000)
+    w.pause()
+    assert w.steps_label.text() == f"step {s.step_count}"
+
+
+def test_status_bar_follows_between_frames_that_are_far_apart(window, qtbot, monkeypatch):
+    """Frames spaced far apart (a tiny painting share): the status bar still follows the
+    steps in between, from the worker's light Status (no snapshot, no panel drawn)."""
+    from bpviz.ui import frames
+    monkeypatch.setattr(frames, "GUI_SHARE", 0.002)      # a frame every second or more
+    w = window
+    w.run()
+    qtbot.waitUntil(lambda: w.frames.frames >= 1, timeout=10000)
+    painted, updates = w.repaints, w.status_updates
+    qtbot.waitUntil(lambda: w.status_updates >= updates + 3, timeout=5000)
+    assert w.repaints <= painted + 1
+    w.pause()
+
+
 def test_nan_during_training_pauses_and_names_layer_and_tensor(window, qtbot):
     w, s = window, window.session
     s.net.layers[-1].params["W"] *= 1e306          # the logits overflow to ±Inf

@@ -1,0 +1,118 @@
+"""Training frames: when the window paints its panels while the worker thread trains.
+
+A frame draws every visible panel from the newest snapshot and paints it at once
+(``MainWindow.show_snapshot(snapshot, now=True)``) while it holds the trainer
+(``bridge.Trainer.hold``): the worker finishes its step and waits instead of fighting the
+painting for the GIL. Frames are spaced by their measured cost / GUI_SHARE (at most
+MAX_FPS a second), so painting never takes more than GUI_SHARE of the time and training
+keeps the rest.
+
+Nothing polls: one single-shot timer wakes the GUI thread when there is something to do.
+Every wake-up while the worker runs costs both threads a GIL hand-over, so there are three
+kinds only: ask the worker for a snapshot (ahead of the frame by the time one takes to
+arrive), paint it when the frame is due, and — only when frames are further apart than
+1/STATUS_HZ — ask for a light Status (step, loss, accuracy) for the status bar in between.
+A frame updates the status bar itself, before its panels, so the bar is painted with them.
+"""
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import QObject, QTimer
+
+GATE_WAIT = 0.05           # s the GUI waits for the worker's step before painting anyway
+GUI_SHARE = 0.35           # most of the time painting may take while training
+MAX_FPS = 60
+STATUS_HZ = 10
+
+
+class FramePacer(QObject):
+    """Schedules the training frames of ``window`` (a MainWindow) over ``trainer``."""
+
+    def __init__(self, window, trainer):
+        super().__init__(window)
+        self.window, self.trainer = window, trainer
+        self.cost = 0.0              # EMA of a frame's draw + paint time (s)
+        self.lead = 0.0              # EMA of the time a snapshot takes to arrive (s)
+        self.frames = 0
+        self._timer = QTimer(self, singleShot=True, timeout=self._wake)
+        self._reset()
+
+    def _reset(self) -> None:
+        self._pending = None         # the newest snapshot, not yet painted
+        self._asked = True           # the worker starts wanting a snapshot
+        self._asked_at = None        # when the snapshot on its way was asked for
+        self._next_frame = self._next_status = 0.0
+
+    _active = False
+
+    def start(self) -> None:
+        self._reset()
+        self._active = True
+
+    def stop(self) -> None:
+        self._active = False
+        self._timer.stop()
+        self._pending = None
+
+    # ----- from the worker (queued to the GUI thread) ----------------------------------------
+    def on_snapshot(self, snapshot) -> None:
+        now = time.perf_counter()
+        if self._asked_at is not None:           # how long a snapshot takes to arrive
+            wait = now - self._asked_at
+            self.lead = 0.7 * self.lead + 0.3 * wait if self.lead else wait
+            self._asked_at = None
+        self._pending, self._asked = snapshot, False
+        if self._active:
+            self._wake()
+
+    def on_status(self, status) -> None:
+        self._asked = False
+        if self._active:
+            self.window.show_status(status)
+            self._next_status = time.perf_counter() + 1 / STATUS_HZ
+            self._wake()
+
+    # ----- the one timer -----------------------------------------------------------------
+    def _wake(self) -> None:
+        """Do what is due now (paint, ask), then sleep until the next thing is due."""
+        if not self._active:
+            return
+        now = time.perf_counter()
+        if self._pending is not None:
+            if now >= self._next_frame:
+                self._paint(now)
+                now = time.perf_counter()
+            else:
+                return self._sleep_until(self._next_frame, now)
+        if self._asked:
+            return                               # the worker answers; that wakes us
+        ask_at = self._next_frame - self.lead
+        if now >= ask_at:
+            self._asked, self._asked_at = True, now
+            self.trainer.want_snapshot()
+        elif ask_at - now <= 1 / STATUS_HZ:
+            self._sleep_until(ask_at, now)
+        elif now >= self._next_status:           # a long wait: the status bar in between
+            self._asked = True
+            self.trainer.want_status()
+        else:
+            self._sleep_until(self._next_status, now)
+
+    def _sleep_until(self, when: float, now: float) -> None:
+        self._timer.start(max(0, round(1000 * (when - now))))
+
+    def _paint(self, now: float) -> None:
+        snapshot, self._pending = self._pending, None
+        held = self.trainer.hold(GATE_WAIT)      # a slow step must not freeze the GUI
+        try:
+            t0 = time.perf_counter()
+            self.window.show_snapshot(snapshot, now=True)
+            cost = time.perf_counter() - t0
+        finally:
+            if held:
+                self.trainer.release()
+        self.frames += 1
+        self.cost = 0.7 * self.cost + 0.3 * cost if self.cost else cost
+        self._next_frame = now + max(1 / MAX_FPS, self.cost / GUI_SHARE)
+        self._next_status = now + 1 / STATUS_HZ
