@@ -342,33 +342,38 @@ class MainWindow(FilesMixin, actions.LayoutMixin, QMainWindow):
 
     def show_snapshot(self, snapshot, now: bool = False) -> None:
         """Draw ``snapshot`` in every visible panel (hidden ones are painted when shown).
-        ``now``: also paint them at once (a training frame) instead of from the event loop;
-        the status bar first, so that it is painted with them."""
+        ``now``: also paint them at once (a training frame) instead of from the event loop,
+        all in one repaint of the window, with the status bar."""
         self._latest = snapshot
         self._update_status(snapshot)
+        drawn = []
         for name, panel in self.panels.items():
             if not self._panel_visible(name):
                 self._stale.add(name)
                 continue
             panel.show_snapshot(snapshot)
-            if now:
-                self._paint_now(name)
+            drawn.append(name)
             self.painted[name] = self.painted.get(name, 0) + 1
             self._stale.discard(name)
+        if now:
+            self._paint_now(*drawn)
         self.repaints += 1
 
-    def _paint_now(self, name) -> None:
-        """Paint a panel's changes now, inside the frame, instead of later from the event
-        loop. pyqtgraph's scenes pass item changes to their views through posted meta-calls
-        and the views post an UpdateRequest to the window: deliver just those two (only the
-        dirty regions are painted; no other posted event runs in the middle of a frame)."""
-        scenes = self._scenes.get(name)
-        if scenes is None:
-            scenes = self._scenes[name] = [
-                v.scene() for v in self.panels[name].findChildren(QGraphicsView)
-                if v.scene() is not None]
-        for scene in scenes:
-            QCoreApplication.sendPostedEvents(scene, QEvent.Type.MetaCall)
+    def _paint_now(self, *names) -> None:
+        """Paint these panels' changes now, inside the frame, instead of later from the
+        event loop. pyqtgraph's scenes pass item changes to their views through posted
+        meta-calls and the views post an UpdateRequest to the window: deliver just those
+        (only the dirty regions are painted; no other posted event runs in the middle of a
+        frame), the UpdateRequest once for all panels (each repaint of the window has a
+        fixed cost: dirty regions, backing store, flush)."""
+        for name in names:
+            scenes = self._scenes.get(name)
+            if scenes is None:
+                scenes = self._scenes[name] = [
+                    v.scene() for v in self.panels[name].findChildren(QGraphicsView)
+                    if v.scene() is not None]
+            for scene in scenes:
+                QCoreApplication.sendPostedEvents(scene, QEvent.Type.MetaCall)
         QCoreApplication.sendPostedEvents(self, QEvent.Type.UpdateRequest)
 
     def _paint_stale(self, name) -> None:

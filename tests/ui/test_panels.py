@@ -409,11 +409,49 @@ def test_loss_panel_curves_equal_the_history(qtbot, cnn):
     assert p._hover(p.loss_plot, 3.2, 0).startswith(f"step 3 · loss = {fmt(cnn.history.loss[3])}")
 
 
+def test_a_training_frame_reduces_only_the_new_steps_and_equals_a_full_redraw(qtbot):
+    """Frame cost independent of the history's length: after thousands of steps, a frame
+    five steps later derives (log10, running means) and reduces only about those five rows,
+    takes the snapshot's history without copying it, and draws exactly what a panel
+    drawing that snapshot from scratch draws."""
+    s = Session("xor")
+    for _ in range(3000):
+        s.train_step()
+    panels = [make(qtbot, cls, (500, 400)) for cls in (LossPanel, GradientPanel)]
+    first = s.snapshot()
+    for p in panels:
+        p.show_snapshot(first)
+    derived = [p.peaks.rows_derived for p in panels]
+    reduced = [p.peaks.rows_reduced for p in panels]
+    for _ in range(5):
+        s.train_step()
+    snap = s.snapshot()
+    assert np.shares_memory(snap.loss_history, first.loss_history)      # a view, no copy
+    for p, d0, r0 in zip(panels, derived, reduced):
+        p.show_snapshot(snap)
+        assert p.peaks.rows_derived - d0 == 5
+        assert p.peaks.rows_reduced - r0 <= 5 + 32        # at most the blocks just completed
+    for p in panels:
+        fresh = make(qtbot, type(p), (500, 400))
+        fresh.show_snapshot(snap)
+        curves = ([p.loss_curve, p.mean_curve, p.acc_curve] if isinstance(p, LossPanel)
+                  else [c for _, c in p._curve_items()])
+        again = ([fresh.loss_curve, fresh.mean_curve, fresh.acc_curve]
+                 if isinstance(p, LossPanel) else [c for _, c in fresh._curve_items()])
+        for a, b in zip(curves, again):
+            np.testing.assert_array_equal(a.xData, b.xData)      # running means: a cumsum
+            np.testing.assert_allclose(a.yData, b.yData, rtol=1e-9, equal_nan=True)  # rounds
+    loss = np.asarray(s.history.loss)
+    mean = panels[0].displayed()["loss_mean"]
+    np.testing.assert_allclose(mean[[9, 1000, -1]], [loss[:10].mean(), loss[991:1001].mean(),
+                                                     loss[-10:].mean()], rtol=1e-12)
+
+
 def test_long_histories_are_drawn_reduced_but_keep_their_spikes(qtbot):
     """Thousands of steps: a curve holds about one point per pixel of its plot, and the
     reduction keeps each run's smallest and largest value (a single spike stays visible),
     gaps (NaN) stay gaps, and the last step is drawn."""
-    from bpviz.ui.panels.plots import peak_reduce
+    from bpviz.ui.panels.peaks import peak_reduce
     x = np.arange(5000.0)
     y = np.column_stack([np.sin(x / 300), np.cos(x / 300)])
     y[1234, 0] = 50.0

@@ -15,6 +15,7 @@ import pyqtgraph as pg
 
 from . import colors
 from .base import backward_note, fmt
+from .peaks import HistoryPeaks
 from .plots import FADED, PlotsPanel, Trace
 
 HINT = "No gradients yet — run the backward pass (F11 steps it layer by layer, F10 a whole step)"
@@ -51,6 +52,7 @@ class GradientPanel(PlotsPanel):
         self.history_legend = self.history.addLegend(offset=(4, 4), labelTextSize="8pt",
                                                      colCount=1)
         self.curves: list[Trace | None] = []
+        self.peaks = HistoryPeaks()                    # log10 ‖∂loss/∂W‖ per layer, reduced
         self._history_ticks = None
         self._history_panned = None
         self._bar_key = None
@@ -77,33 +79,29 @@ class GradientPanel(PlotsPanel):
             return
         self.body.show_content()
         self._draw_bars(grad, delta)
-        steps = getattr(snap, "history_steps", None)
-        steps = np.arange(g_hist.shape[0], dtype=float) if steps is None else \
-            np.asarray(steps, dtype=float)
-        old = self._displayed.get("grad_norm_history")
-        if old is None or self._history_panned != self.panned or \
-                not np.array_equal(old, g_hist, equal_nan=True) or \
-                not np.array_equal(self._displayed.get("steps"), steps):
+        steps = np.asarray(snap.history_steps)
+        new_rows = self.peaks.update(len(g_hist), snap.history_generation,
+                                     lambda start: _log10(g_hist[start:]))
+        if new_rows or self._history_panned != self.panned:
             self._history_panned = self.panned
-            self._draw_history(g_hist, steps)
+            self._draw_history(steps)
         self._select(self.layer_index)
         note = backward_note(snap, self.layer_index) if np.isfinite(delta).any() else ""
         self._set_header(_summary(layers, grad) + (f"  ({note})" if note else ""))
         self._displayed = {"grad_norm": grad, "delta_norm": delta,
                            "grad_norm_history": g_hist, "steps": steps}
 
-    def _draw_history(self, g_hist, steps) -> None:
+    def _draw_history(self, steps) -> None:
         """The curves hold log10 ‖∂loss/∂W‖ (the axis is labelled in powers of ten), NaN
         where there is no positive norm, reduced to the view (PlotsPanel.reduced)."""
-        with np.errstate(divide="ignore", invalid="ignore"):
-            logs = np.where(g_hist > 0, np.log10(np.where(g_hist > 0, g_hist, 1.0)), np.nan)
-        x, reduced = self.reduced(self.history, steps, logs)
+        peaks = self.peaks
+        x, reduced = self.reduced(self.history, steps, peaks)
         for i, curve in self._curve_items():
-            self.mark_points(curve, logs[:, i] if logs.size else logs, colors.series_color(i))
+            self.mark_points(curve, peaks.n, colors.series_color(i))
             curve.setData(x, reduced[:, i] if reduced.size else np.empty(0))
-        finite = logs[np.isfinite(logs)]
-        if finite.size:
-            lo, hi = finite.min(), finite.max()
+        if np.isfinite(peaks.lo).any():
+            lo, hi = np.nanmin(peaks.lo), np.nanmax(peaks.hi)
+            finite = np.array([lo, hi])
             key = (math.floor(lo), max(math.ceil(hi), math.floor(lo) + 1))
             if key != self._history_ticks:
                 self._history_ticks = key
@@ -143,6 +141,7 @@ class GradientPanel(PlotsPanel):
     def _rebuild(self, layers) -> None:
         """New architecture: x-axis labels and one history curve per weighted layer."""
         self._arch = tuple((l.index, l.kind) for l in layers)
+        self.peaks = HistoryPeaks()
         legend = self.history_legend
         for curve in self.curves:
             if curve is not None:
@@ -235,6 +234,12 @@ class GradientPanel(PlotsPanel):
             i = int(round(x))
             if 0 <= i < len(snap.layers):
                 self.layerPicked.emit(i)
+
+
+def _log10(norms) -> np.ndarray:
+    """log10 of the positive norms, NaN elsewhere (no curve point)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(norms > 0, np.log10(np.where(norms > 0, norms, 1.0)), np.nan)
 
 
 def _summary(layers, grad) -> str:

@@ -23,6 +23,7 @@ from PySide6.QtGui import QColor, QPainterPath, QPen
 from . import colors
 from .base import Panel
 from .mapview import CACHED, cache_axes
+from .peaks import peak_reduce
 
 
 SYMBOLS_UP_TO = 30
@@ -168,34 +169,6 @@ class GridLines(pg.GraphicsObject):
                 painter.drawLine(QPointF(r.left(), y), QPointF(r.right(), y))
 
 
-def peak_reduce(x, ys, x_range, bins: int):
-    """The rows of ``ys`` (n, k) at increasing ``x`` (n,) inside ``x_range`` (one more row
-    each side), reduced when there are more than 2 × ``bins`` of them: each of ``bins``
-    equal runs of rows becomes its smallest and its largest value (NaN-aware; an all-NaN
-    run stays NaN, a gap), so spikes survive at about one point per pixel. Returns (x, ys)."""
-    x = np.asarray(x, dtype=float)
-    ys = np.asarray(ys, dtype=float)
-    if ys.ndim == 1:
-        ys = ys[:, None]
-    if x_range is not None and len(x):
-        first = max(int(np.searchsorted(x, x_range[0], "left")) - 1, 0)
-        last = min(int(np.searchsorted(x, x_range[1], "right")) + 1, len(x))
-        x, ys = x[first:last], ys[first:last]
-    n = len(x)
-    if n <= 2 * max(bins, 1):
-        return x, ys
-    run = -(-n // bins)
-    runs = n // run
-    cut = runs * run
-    block = ys[:cut].reshape(runs, run, ys.shape[1])
-    peaks = np.empty((2 * runs, ys.shape[1]))
-    peaks[0::2] = np.fmin.reduce(block, axis=1)
-    peaks[1::2] = np.fmax.reduce(block, axis=1)
-    xs = np.repeat(x[:cut:run], 2)
-    tail = slice(cut, None) if cut < n else slice(n - 1, None)     # the newest row as is
-    return np.concatenate([xs, x[tail]]), np.concatenate([peaks, ys[tail]])
-
-
 class StepAxis(pg.AxisItem):
     """A bottom axis for step numbers: no tick spacing below 1."""
 
@@ -251,21 +224,25 @@ class PlotsPanel(Panel):
         self.panned += 1
         self._redraw()
 
-    def reduced(self, plot: pg.PlotItem, steps, ys):
-        """``steps`` and the columns of ``ys`` reduced for ``plot`` (see peak_reduce): to the
-        range ``follow`` will show, or the one the user chose, at ~1 point per pixel."""
+    def reduced(self, plot: pg.PlotItem, steps, peaks):
+        """``steps`` and the columns of ``peaks`` (a peaks.HistoryPeaks) reduced for
+        ``plot`` at ~1 point per pixel: the whole history while the plot follows it (from
+        the new rows only), the range the user chose once it was panned or zoomed."""
         vb = plot.getViewBox()
-        x_range = vb.viewRange()[0] if id(plot) in self._manual else step_range(steps)
-        return peak_reduce(steps, ys, x_range, max(int(vb.width()) // 2, 50))
+        bins = max(int(vb.width()) // 2, 50)
+        if id(plot) in self._manual:
+            return peak_reduce(steps, peaks.values, vb.viewRange()[0], bins)
+        return peaks.reduced(steps, bins)
 
     def follow(self, plot: pg.PlotItem, steps, values=None, y_range=None) -> None:
-        """Show ``steps`` (x) and ``values`` (y, or an explicit ``y_range``) in ``plot``; the
-        range moves only when the data leave it (see the module docstring)."""
+        """Show ``steps`` (x, increasing) and ``values`` (y: only their smallest and largest
+        finite value count; or an explicit ``y_range``) in ``plot``; the range moves only
+        when the data leave it (see the module docstring)."""
         key = id(plot)
         if key in self._manual:
             return
         old = self._ranges.get(key)
-        x = step_range(steps)
+        x = step_range(steps[[0, -1]] if len(steps) else steps)     # steps increase
         if y_range is None and values is not None:
             y_range = value_range(values, None if old is None else old[1])
         new = (x, y_range)
@@ -276,9 +253,10 @@ class PlotsPanel(Panel):
                                    disableAutoRange=True)
 
     @staticmethod
-    def mark_points(curve: Trace, y, color) -> None:
-        """Dots on short histories (a single step draws no line), none on long ones."""
-        curve.set_dots(color if np.asarray(y).shape[0] <= SYMBOLS_UP_TO else None)
+    def mark_points(curve: Trace, rows: int, color) -> None:
+        """Dots on short histories of ``rows`` steps (a single step draws no line), none
+        on long ones."""
+        curve.set_dots(color if rows <= SYMBOLS_UP_TO else None)
 
     def _mouse_moved(self, pos) -> None:
         for plot in self.plots:
