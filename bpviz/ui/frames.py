@@ -16,14 +16,16 @@ A frame updates the status bar itself, before its panels, so the bar is painted 
 """
 from __future__ import annotations
 
+import math
 import time
 
-from PySide6.QtCore import QObject, QTimer
+from PySide6.QtCore import QObject, Qt, QTimer
 
 GATE_WAIT = 0.05           # s the GUI waits for the worker's step before painting anyway
 GUI_SHARE = 0.35           # most of the time painting may take while training
 MAX_FPS = 60
 STATUS_HZ = 10
+EARLY = 0.001              # s a frame or a request may come before it is due
 
 
 class FramePacer(QObject):
@@ -36,6 +38,7 @@ class FramePacer(QObject):
         self.lead = 0.0              # EMA of the time a snapshot takes to arrive (s)
         self.frames = 0
         self._timer = QTimer(self, singleShot=True, timeout=self._wake)
+        self._timer.setTimerType(Qt.TimerType.PreciseTimer)
         self._reset()
 
     def _reset(self) -> None:
@@ -78,7 +81,7 @@ class FramePacer(QObject):
         """Do what is due now (paint, ask), then sleep until the next thing is due."""
         if not self._active:
             return
-        now = time.perf_counter()
+        now = time.perf_counter() + EARLY        # a whole wake-up for 1 ms: not worth it
         if self._pending is not None:
             if now >= self._next_frame:
                 self._paint(now)
@@ -100,7 +103,9 @@ class FramePacer(QObject):
             self._sleep_until(self._next_status, now)
 
     def _sleep_until(self, when: float, now: float) -> None:
-        self._timer.start(max(0, round(1000 * (when - now))))
+        """Wake at ``when`` (whole ms, never earlier than EARLY before it: no wake-up that
+        only finds it is too early and sleeps again)."""
+        self._timer.start(max(1, math.ceil(1000 * (when - now))))
 
     def _paint(self, now: float) -> None:
         snapshot, self._pending = self._pending, None

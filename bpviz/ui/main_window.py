@@ -365,7 +365,10 @@ class MainWindow(FilesMixin, actions.LayoutMixin, QMainWindow):
         meta-calls and the views post an UpdateRequest to the window: deliver just those
         (only the dirty regions are painted; no other posted event runs in the middle of a
         frame), the UpdateRequest once for all panels (each repaint of the window has a
-        fixed cost: dirty regions, backing store, flush)."""
+        fixed cost: dirty regions, backing store, flush). A view box applies a new range
+        to its items only when its scene is about to paint (prepareForPaint), and that
+        invalidates them again: done first, so each view is painted once, here, and not a
+        second time from the event loop against the running worker."""
         for name in names:
             scenes = self._scenes.get(name)
             if scenes is None:
@@ -373,6 +376,8 @@ class MainWindow(FilesMixin, actions.LayoutMixin, QMainWindow):
                     v.scene() for v in self.panels[name].findChildren(QGraphicsView)
                     if v.scene() is not None]
             for scene in scenes:
+                if hasattr(scene, "prepareForPaint"):
+                    scene.prepareForPaint()
                 QCoreApplication.sendPostedEvents(scene, QEvent.Type.MetaCall)
         QCoreApplication.sendPostedEvents(self, QEvent.Type.UpdateRequest)
 

@@ -245,6 +245,48 @@ def test_status_bar_follows_between_frames_that_are_far_apart(window, qtbot, mon
     w.pause()
 
 
+def test_a_training_frame_leaves_nothing_to_paint_after_it(window):
+    """A frame whose plots change range (pyqtgraph applies a new range to the items only
+    when the scene is about to paint, which invalidates them again) is painted completely
+    inside the frame: nothing is left to paint from the event loop, against the training
+    thread."""
+    from PySide6.QtCore import QEvent, QObject
+    from PySide6.QtWidgets import QGraphicsView
+
+    class Paints(QObject):
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def eventFilter(self, obj, event):
+            if event.type() == QEvent.Type.Paint:
+                self.seen.append(obj)
+            return False
+
+    w, s = window, window.session
+    app = QApplication.instance()
+    w._set_live(True)                             # as while training
+    for _ in range(3):
+        s.train_step()
+    w.show_snapshot(s.snapshot(), now=True)
+    app.processEvents()
+    paints = Paints()
+    for name in PANELS:
+        for view in w.panels[name].findChildren(QGraphicsView):
+            view.viewport().installEventFilter(paints)
+    after = 0
+    for _ in range(30):                           # step axes and value ranges move
+        for _ in range(8):
+            s.train_step()
+        w.show_snapshot(s.snapshot(), now=True)
+        in_frame = len(paints.seen)
+        app.processEvents()
+        after += len(paints.seen) - in_frame
+    assert len(set(map(id, paints.seen))) >= 10                # every view of the 5 panels
+    assert after == 0, "views painted again after the frame"
+    w._set_live(False)
+
+
 def test_nan_during_training_pauses_and_names_layer_and_tensor(window, qtbot):
     w, s = window, window.session
     s.net.layers[-1].params["W"] *= 1e306          # the logits overflow to ±Inf

@@ -11,6 +11,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from PySide6.QtGui import QColor
 
 import bpviz.ui  # noqa: F401  (pyqtgraph options)
 from bpviz.core.presets import preset_from_dict
@@ -390,6 +391,29 @@ def test_gradient_bars_and_history_match_the_core(qtbot, cnn):
     assert picked.args == [2]
     p.set_layer(2)
     assert p.highlight.getRegion() == (1.5, 2.5)
+
+
+def test_lines_drawn_every_frame_are_opaque(qtbot, cnn):
+    """Faded history curves and grid lines are the blend of their colour with the
+    background, drawn opaque (translucent 1-px lines are several times slower to draw)."""
+    from bpviz.ui.panels import colors
+    from bpviz.ui.panels.plots import FADED, GRID_ALPHA
+    p = make(qtbot, GradientPanel)
+    for _ in range(3):
+        cnn.update()
+    p.show_snapshot(cnn.snapshot())
+    p.set_layer(2)
+    bg, fg, _ = colors.theme(p.palette())
+    for i, curve in p._curve_items():
+        want = colors.series_color(i) if i == 2 else colors.over(colors.series_color(i), bg,
+                                                                  FADED)
+        assert curve.opts["pen"].color() == want and want.alpha() == 255
+    for plot in p.plots:
+        assert plot.grid.pen.color() == colors.over(fg, bg, GRID_ALPHA)
+        assert plot.grid.pen.color().alpha() == 255 and plot.grid.ys
+    mid = QColor(100, 150, 200)
+    assert colors.over(mid, QColor(255, 255, 255), 255) == mid
+    assert colors.over(mid, QColor(0, 0, 0), 0) == QColor(0, 0, 0)
 
 
 def test_loss_panel_curves_equal_the_history(qtbot, cnn):

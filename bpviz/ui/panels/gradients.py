@@ -167,6 +167,8 @@ class GradientPanel(PlotsPanel):
 
     def theme_changed(self, fg) -> None:
         self.waiting.setColor(fg)
+        self._selected = None                    # faded colours are mixed with the background
+        self._select(self.layer_index)
 
     def _curve_items(self):
         return [(i, c) for i, c in enumerate(self.curves) if c is not None]
@@ -195,10 +197,11 @@ class GradientPanel(PlotsPanel):
             return
         self._selected = (index, self._arch)
         self.highlight.setRegion((index - 0.5, index + 0.5))
+        bg = colors.theme(self.palette())[0]
         for i, curve in self._curve_items():
             color = colors.series_color(i)
-            if i != index:
-                color.setAlpha(FADED)
+            if i != index:                       # faded, opaque (colors.over)
+                color = colors.over(color, bg, FADED)
             curve.setPen(pg.mkPen(color))
             curve.setZValue(1 if i == index else 0)
 

@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QPointF, QRectF, Qt
+from PySide6.QtCore import QEvent, QLineF, QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QPainterPath, QPen
 
 from . import colors
@@ -27,7 +27,8 @@ from .peaks import peak_reduce
 
 
 SYMBOLS_UP_TO = 30
-FADED = 140                # alpha of the curves that are not emphasised
+FADED = 140                # alpha of the curves that are not emphasised (colors.over)
+GRID_ALPHA = 64
 AXIS_WIDTH = 46            # px of every left axis (fits "−0.0025", "10⁻¹²")
 
 
@@ -126,7 +127,8 @@ class GridLines(pg.GraphicsObject):
     def __init__(self, plot: pg.PlotItem):
         super().__init__()
         self.plot, self.ys, self._rect = plot, [], QRectF()
-        self.pen = QPen(QColor(128, 128, 128, 64))
+        self._lines, self._lines_rect = [], QRectF()
+        self.pen = QPen(QColor(128, 128, 128))
         self.pen.setCosmetic(True)
         self.setZValue(-100)
         plot.addItem(self, ignoreBounds=True)
@@ -135,10 +137,8 @@ class GridLines(pg.GraphicsObject):
         vb.sigXRangeChanged.connect(self.refresh)
         vb.sigResized.connect(self.refresh)
 
-    def set_color(self, color) -> None:
-        c = QColor(color)
-        c.setAlpha(64)
-        self.pen.setColor(c)
+    def set_color(self, color, background) -> None:
+        self.pen.setColor(colors.over(color, background, GRID_ALPHA))
         self.update()
 
     def refresh(self, *args) -> None:
@@ -154,19 +154,18 @@ class GridLines(pg.GraphicsObject):
         if rect != self._rect:
             self.prepareGeometryChange()
             self._rect = rect
-        if ys != self.ys:
-            self.ys = ys
+        if ys != self.ys or rect != self._lines_rect:
+            self.ys, self._lines_rect = ys, rect
+            self._lines = [QLineF(rect.left(), y, rect.right(), y) for y in ys
+                           if rect.top() <= y <= rect.bottom()]
             self.update()
 
     def boundingRect(self) -> QRectF:
         return self._rect
 
     def paint(self, painter, *args) -> None:
-        r = self._rect
         painter.setPen(self.pen)
-        for y in self.ys:
-            if r.top() <= y <= r.bottom():
-                painter.drawLine(QPointF(r.left(), y), QPointF(r.right(), y))
+        painter.drawLines(self._lines)          # one call: a log axis may have ~60 lines
 
 
 class StepAxis(pg.AxisItem):
@@ -290,7 +289,7 @@ class PlotsPanel(Panel):
         self.glw.setBackground(bg)
         for plot in self.plots:
             colors.style_plot(plot, fg)
-            plot.grid.set_color(fg)
+            plot.grid.set_color(fg, bg)
             self.set_title(plot, self._titles.get(id(plot), ""))
         for legend in self.legends():
             legend.setLabelTextColor(fg)
