@@ -12,6 +12,8 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import QRectF
+from PySide6.QtGui import QColor
 
 from . import colors
 from .base import backward_note, fmt
@@ -33,9 +35,7 @@ class GradientPanel(PlotsPanel):
         self.bars.setMenuEnabled(False)
         self.bars.setMouseEnabled(x=False, y=False)
         self.bars.disableAutoRange()
-        self.highlight = pg.LinearRegionItem((-0.5, 0.5), movable=False,
-                                             brush=pg.mkBrush(255, 200, 0, 60),
-                                             pen=pg.mkPen(None))
+        self.highlight = Band(QColor(255, 200, 0, 60))
         self.highlight.setZValue(-10)
         self.bars.addItem(self.highlight, ignoreBounds=True)
         self.grad_bars = pg.BarGraphItem(x=[], height=[], width=BAR_W, y0=0,
@@ -116,11 +116,14 @@ class GradientPanel(PlotsPanel):
         floor = math.floor(min(logs)) if logs else -1.0        # whole decades: labelled ends
         top = math.ceil(max(logs)) if logs else 0.0
         old = self._bar_key
-        if old is not None and old[2] == len(grad) and logs and \
-                (not self.texts_due or (floor - 1 <= old[0] and old[1] <= top + 1)):
-            # relabelling the axis costs ~4 ms: the range grows at once, but shrinks only on
-            # text frames and only when a whole decade at either end would stay empty
-            floor, top = min(floor, old[0]), max(top, old[1])
+        if old is not None and old[2] == len(grad) and logs:
+            # relabelling the axis costs ~1-4 ms: the range grows at once, but shrinks only
+            # on text frames, only when two whole decades at an end are empty, and keeps one
+            # (at batch 1 the norms jump by a decade from sample to sample)
+            if not self.texts_due or (floor - 2 <= old[0] and old[1] <= top + 2):
+                floor, top = min(floor, old[0]), max(top, old[1])
+            else:
+                floor, top = max(min(floor, old[0]), floor - 1), min(max(top, old[1]), top + 1)
         for item, values, shift in ((self.grad_bars, grad, -BAR_W / 2),
                                     (self.delta_bars, delta, BAR_W / 2)):
             keep = np.flatnonzero(np.isfinite(values) & (values > 0))
@@ -132,6 +135,7 @@ class GradientPanel(PlotsPanel):
             self.bars.setYRange(floor, top, padding=0.08)
             self.bars.setXRange(-0.6, len(grad) - 0.4, padding=0)
             self.bars.getAxis("left").setTicks(log_ticks(int(floor), int(top)))
+            self.highlight.set_height(floor - (top - floor), top + (top - floor))
             self.bars.grid.refresh()
         self.waiting.setVisible(not logs)
         if not logs:
@@ -237,6 +241,41 @@ class GradientPanel(PlotsPanel):
             i = int(round(x))
             if 0 <= i < len(snap.layers):
                 self.layerPicked.emit(i)
+
+
+class Band(pg.GraphicsObject):
+    """The selected layer's column behind the bars: a filled rectangle from x0 to x1, as
+    high as the plot (``set_height``). pyqtgraph's LinearRegionItem recomputes its lines'
+    bounds while the view paints and so is painted twice after every new range."""
+
+    def __init__(self, color):
+        super().__init__()
+        self.color = QColor(color)
+        self._region, self._rect = (-0.5, 0.5), QRectF(-0.5, -1.0, 1.0, 2.0)
+
+    def getRegion(self) -> tuple:
+        return self._region
+
+    def setRegion(self, region) -> None:
+        self._region = (float(region[0]), float(region[1]))
+        self._set_rect(self._rect.top(), self._rect.bottom())
+
+    def set_height(self, bottom: float, top: float) -> None:
+        self._set_rect(bottom, top)
+
+    def _set_rect(self, bottom, top) -> None:
+        x0, x1 = self._region
+        rect = QRectF(x0, bottom, x1 - x0, top - bottom)
+        if rect != self._rect:
+            self.prepareGeometryChange()
+            self._rect = rect
+            self.update()
+
+    def boundingRect(self) -> QRectF:
+        return self._rect
+
+    def paint(self, painter, *args) -> None:
+        painter.fillRect(self._rect, self.color)
 
 
 def _log10(norms) -> np.ndarray:
