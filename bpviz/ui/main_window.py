@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (QDockWidget, QGraphicsView, QLabel, QMainWindow, 
 from bpviz.core import BpvizError, NonFiniteError
 from bpviz.session.session import BreakpointHit
 
-from . import actions
+from . import actions, frames
 from .bridge import SessionBridge, Trainer, guard_session
 from .files import FilesMixin
 from .frames import FramePacer
@@ -46,7 +46,7 @@ class MainWindow(FilesMixin, actions.LayoutMixin, QMainWindow):
                             | QMainWindow.DockOption.AllowTabbedDocks)
         self.session = session
         self.undo_stack = QUndoStack(self)
-        self.trainer = Trainer(session, self)
+        self.trainer = Trainer(session, self, interval=1 / frames.MAX_FPS)
         self.bridge = None
         self._unguard = None
         self._latest = None          # the snapshot on screen
