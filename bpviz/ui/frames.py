@@ -4,8 +4,9 @@ A frame draws every visible panel from the newest snapshot and paints it at once
 (``MainWindow.show_snapshot(snapshot, now=True)``) while it holds the trainer
 (``bridge.Trainer.hold``): the worker finishes its step and waits instead of fighting the
 painting for the GIL. Frames are spaced by their measured cost / GUI_SHARE (at most
-MAX_FPS a second), so painting never takes more than GUI_SHARE of the time and training
-keeps the rest.
+MAX_FPS a second; measured from when frames really start, which is a little after they are
+due), so painting takes no more than GUI_SHARE of the time and training keeps the rest.
+The worker makes a snapshot only when asked (its interval is 0): this pacer alone decides.
 
 Nothing polls: one single-shot timer wakes the GUI thread when there is something to do.
 Every wake-up while the worker runs costs both threads a GIL hand-over, so there are three
@@ -22,12 +23,13 @@ import time
 from PySide6.QtCore import QObject, Qt, QTimer
 
 GATE_WAIT = 0.05           # s the GUI waits for the worker's step before painting anyway
-GUI_SHARE = 0.35           # most of the time painting may take while training
-# Frames a second at most (also the worker's snapshot interval). A frame costs training
-# more than its own time: the worker's caches are cold after it (~1 ms over its next few
-# steps on LeNet-5) and it copies a snapshot (~0.4 ms). With 7-9 ms frames GUI_SHARE binds
-# first (35-40 frames/s); with cheaper ones (~5 ms once LeNet-5 has converged) this cap
-# does, and training keeps ~65 % of its headless speed.
+GUI_SHARE = 0.32           # most of the time painting may take while training
+# Frames a second at most. A frame costs training more than its own time: the worker's
+# caches are cold after it (~1 ms over its next few steps on LeNet-5), it copies a snapshot
+# (~0.4 ms), and the GUI thread's wake-ups take the GIL from it. Measured on LeNet-5 at
+# batch 1 (8 s runs, 7-9 ms frames): GUI_SHARE 0.30 -> 33-34 frames/s at 53-56 % of the
+# headless speed, 0.32 -> 35-37 at 54 %, 0.35 -> 38-39 at 52 %. With cheaper frames (~5 ms
+# once LeNet-5 has converged) this cap binds first.
 MAX_FPS = 42
 STATUS_HZ = 10
 EARLY = 0.001              # s a frame or a request may come before it is due
@@ -41,6 +43,7 @@ class FramePacer(QObject):
         self.window, self.trainer = window, trainer
         self.cost = 0.0              # EMA of a frame's draw + paint time (s)
         self.lead = 0.0              # EMA of the time a snapshot takes to arrive (s)
+        self.late = 0.0              # EMA of how late frames start (s)
         self.frames = 0
         self._timer = QTimer(self, singleShot=True, timeout=self._wake)
         self._timer.setTimerType(Qt.TimerType.PreciseTimer)
@@ -113,6 +116,11 @@ class FramePacer(QObject):
         self._timer.start(max(1, math.ceil(1000 * (when - now))))
 
     def _paint(self, now: float) -> None:
+        """Paint the pending snapshot; the next frame is due cost / GUI_SHARE later, less
+        how late frames start on average (waking the GUI thread while the worker holds
+        the GIL takes ~1-3 ms), so that frames really are that far apart."""
+        late = max(time.perf_counter() - self._next_frame, 0.0) if self._next_frame else 0.0
+        self.late = 0.8 * self.late + 0.2 * late
         snapshot, self._pending = self._pending, None
         held = self.trainer.hold(GATE_WAIT)      # a slow step must not freeze the GUI
         try:
@@ -124,5 +132,5 @@ class FramePacer(QObject):
                 self.trainer.release()
         self.frames += 1
         self.cost = 0.7 * self.cost + 0.3 * cost if self.cost else cost
-        self._next_frame = now + max(1 / MAX_FPS, self.cost / GUI_SHARE)
+        self._next_frame = now + max(1 / MAX_FPS, self.cost / GUI_SHARE) - self.late
         self._next_status = now + 1 / STATUS_HZ

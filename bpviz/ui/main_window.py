@@ -46,7 +46,7 @@ class MainWindow(FilesMixin, actions.LayoutMixin, QMainWindow):
                             | QMainWindow.DockOption.AllowTabbedDocks)
         self.session = session
         self.undo_stack = QUndoStack(self)
-        self.trainer = Trainer(session, self, interval=1 / frames.MAX_FPS)
+        self.trainer = Trainer(session, self, interval=0.0)     # frames.FramePacer asks
         self.bridge = None
         self._unguard = None
         self._latest = None          # the snapshot on screen
