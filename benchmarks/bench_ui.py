@@ -46,21 +46,23 @@ def headless(preset, mode, seconds) -> float:
 
 
 def panel_costs(window, repeats=20) -> dict[str, tuple[float, float]]:
-    """Per panel: ms to draw a new training snapshot, and ms to draw and paint it."""
+    """Per panel: ms to draw a new training snapshot, and ms to draw and paint it. Each
+    draw gets a snapshot one step newer than the last, as in training (a panel that is
+    handed an older history than it has drawn starts its history curves over)."""
     session = window.session
-    snaps = []
-    for _ in range(6):
-        session.train_step()
-        snaps.append(session.snapshot())
     out = {}
     for name, panel in window.panels.items():
+        snaps = []
+        for _ in range(2 * repeats):
+            session.train_step()
+            snaps.append(session.snapshot())
         t0 = time.perf_counter()
-        for i in range(repeats):
-            panel.show_snapshot(snaps[i % len(snaps)])
+        for snap in snaps[:repeats]:
+            panel.show_snapshot(snap)
         draw = (time.perf_counter() - t0) / repeats
         t0 = time.perf_counter()
-        for i in range(repeats):
-            panel.show_snapshot(snaps[(i + 1) % len(snaps)])
+        for snap in snaps[repeats:]:
+            panel.show_snapshot(snap)
             window._paint_now(name)
         out[name] = (1000 * draw, 1000 * (time.perf_counter() - t0) / repeats)
     return out
