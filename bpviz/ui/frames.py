@@ -132,5 +132,8 @@ class FramePacer(QObject):
                 self.trainer.release()
         self.frames += 1
         self.cost = 0.7 * self.cost + 0.3 * cost if self.cost else cost
-        self._next_frame = now + max(1 / MAX_FPS, self.cost / GUI_SHARE) - self.late
+        spacing = max(1 / MAX_FPS, self.cost / GUI_SHARE)
+        # (at most half of it: when frames are late because steps are slow, the worker
+        # paces them anyway)
+        self._next_frame = now + spacing - min(self.late, spacing / 2)
         self._next_status = now + 1 / STATUS_HZ
