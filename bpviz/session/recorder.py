@@ -196,7 +196,7 @@ class Recorder:
             full = _history_arrays(self._rows[:n - 1], len(rec.snapshot.layers)) if n else None
             hist = {name: (np.concatenate([f, tail]) if n else tail)
                     for name, f, tail in zip(HISTORY, full or rec.tail, rec.tail)}
-        snap = replace(rec.snapshot, **hist)
+        snap = replace(rec.snapshot, history_generation=0, **hist)     # rebuilt: unknown
         _FROM_TIMELINE[id(snap)] = snap
         return snap
 

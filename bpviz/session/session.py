@@ -390,4 +390,4 @@ class Session:
             loss=self.loss, accuracy=self.acc, input_grad=input_grad, layers=layers,
             history_steps=steps_h, loss_history=loss_h, accuracy_history=acc_h, grad_norm_history=g_h,
             delta_norm_history=d_h, nonfinite=net.first_nonfinite, lr=self.optimizer.lr,
-            classes=tuple(self.dataset.classes))
+            classes=tuple(self.dataset.classes), history_generation=self.history.generation)

@@ -1,7 +1,9 @@
 """Immutable copies of what the panels show, made once per phase by the session.
 
 Batch-sized tensors (x, z, a, δ) are copied for the displayed sample only; parameters,
-gradients and the last update are copied whole. Views draw snapshots; they never compute.
+gradients and the last update are copied whole. The history columns are read-only views
+that the session's History never changes (copy-on-write, see history.py), so they cost
+nothing to take. Views draw snapshots; they never compute.
 """
 from __future__ import annotations
 
@@ -78,6 +80,9 @@ class Snapshot:
     nonfinite: object = None         # NonFiniteReport or None
     lr: float = 0.0
     classes: tuple = ()              # dataset class names (index = label)
+    # History.generation of the history arrays (0: unknown). Two snapshots with the same
+    # generation share their first rows: a view may draw only the new ones.
+    history_generation: int = 0
 
     def layer_snapshot(self, index: int) -> LayerSnapshot:
         return self.layers[index]

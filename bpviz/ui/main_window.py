@@ -2,9 +2,9 @@
 
 Data flow: user intent → ``Session`` methods; session events → ``SessionBridge`` signals →
 one repaint from ``session.snapshot()`` per user action (GUI thread). While training runs the
-``TrainWorker`` owns the session and offers snapshots; a 60 Hz timer takes the newest one and
-paints a frame when one is due (frames paced so painting takes at most GUI_SHARE of the time;
-see ``_paint_pending``). Hidden panels are skipped and painted when shown again. Any call to
+``TrainWorker`` owns the session and offers snapshots; ``frames.FramePacer`` paints the newest
+one as a frame when one is due (frames paced so painting takes at most GUI_SHARE of the time).
+Hidden panels are skipped and painted when shown again. Any call to
 a mutating session method from the GUI first pauses training (``bridge.guard_session``).
 Files, title and exports live in ``files.FilesMixin``; menus, toolbar, dock layout and its
 persistence in ``actions``.
@@ -21,17 +21,13 @@ from PySide6.QtWidgets import (QDockWidget, QGraphicsView, QLabel, QMainWindow, 
 from bpviz.core import BpvizError, NonFiniteError
 from bpviz.session.session import BreakpointHit
 
-from . import actions
+from . import actions, frames
 from .bridge import SessionBridge, Trainer, guard_session
 from .files import FilesMixin
+from .frames import FramePacer
 
 SIDEBAR = (("builderDock", "Network"), ("dataDock", "Data"), ("trainingDock", "Training"))
-PAINT_MS = 16              # the training timer's tick (frames are paced in _paint_pending)
 HOVER_MS = 80
-GATE_WAIT = 0.05           # s the GUI waits for the worker's step before painting anyway
-GUI_SHARE = 0.35           # most of the time painting may take while training
-MIN_FRAME = 1 / 60
-STATUS_HZ = 10
 
 
 class MainWindow(FilesMixin, actions.LayoutMixin, QMainWindow):
@@ -50,11 +46,10 @@ class MainWindow(FilesMixin, actions.LayoutMixin, QMainWindow):
                             | QMainWindow.DockOption.AllowTabbedDocks)
         self.session = session
         self.undo_stack = QUndoStack(self)
-        self.trainer = Trainer(session, self)
+        self.trainer = Trainer(session, self, interval=0.0)     # frames.FramePacer asks
         self.bridge = None
         self._unguard = None
         self._latest = None          # the snapshot on screen
-        self._pending = None         # the newest snapshot from the worker, not yet painted
         self._stale: set[str] = set()
         self._batching = 0
         self._view_dirty = False
@@ -63,11 +58,6 @@ class MainWindow(FilesMixin, actions.LayoutMixin, QMainWindow):
         self._last_nonfinite = None
         self._hover = {}
         self._scenes: dict[str, list] = {}
-        self._frame_cost = 0.0       # EMA of a training frame's draw + paint time (s)
-        self._next_frame = self._next_status = 0.0
-        self._asked = True           # the worker starts wanting a snapshot
-        self._asked_at = None        # when the snapshot on its way was asked for
-        self._lead = 0.0             # EMA of the time a snapshot takes to arrive (s)
         self.painted: dict[str, int] = {}       # draws per panel (benchmarks)
         self.status_updates = 0
         self.layout_restored = False
@@ -88,9 +78,9 @@ class MainWindow(FilesMixin, actions.LayoutMixin, QMainWindow):
         self._attach(session)
         self.trainer.started.connect(self._on_started)
         self.trainer.stopped.connect(self._on_stopped)
-        self.trainer.snapshotReady.connect(self._on_worker_snapshot)
-        self.trainer.statusReady.connect(self._on_worker_status)
-        self._paint_timer = QTimer(self, interval=PAINT_MS, timeout=self._paint_pending)
+        self.frames = FramePacer(self, self.trainer)
+        self.trainer.snapshotReady.connect(self.frames.on_snapshot)
+        self.trainer.statusReady.connect(self.frames.on_status)
         self.resize(1600, 1000)
         self.apply_default_layout()
         if restore_layout:                 # also the colour-scale choice
@@ -352,32 +342,43 @@ class MainWindow(FilesMixin, actions.LayoutMixin, QMainWindow):
 
     def show_snapshot(self, snapshot, now: bool = False) -> None:
         """Draw ``snapshot`` in every visible panel (hidden ones are painted when shown).
-        ``now``: also paint them at once (a training frame) instead of from the event loop."""
+        ``now``: also paint them at once (a training frame) instead of from the event loop,
+        all in one repaint of the window, with the status bar."""
         self._latest = snapshot
+        self._update_status(snapshot)
+        drawn = []
         for name, panel in self.panels.items():
             if not self._panel_visible(name):
                 self._stale.add(name)
                 continue
             panel.show_snapshot(snapshot)
-            if now:
-                self._paint_now(name)
+            drawn.append(name)
             self.painted[name] = self.painted.get(name, 0) + 1
             self._stale.discard(name)
+        if now:
+            self._paint_now(*drawn)
         self.repaints += 1
-        self._update_status(snapshot)
 
-    def _paint_now(self, name) -> None:
-        """Paint a panel's changes now, inside the frame, instead of later from the event
-        loop. pyqtgraph's scenes pass item changes to their views through posted meta-calls
-        and the views post an UpdateRequest to the window: deliver just those two (only the
-        dirty regions are painted; no other posted event runs in the middle of a frame)."""
-        scenes = self._scenes.get(name)
-        if scenes is None:
-            scenes = self._scenes[name] = [
-                v.scene() for v in self.panels[name].findChildren(QGraphicsView)
-                if v.scene() is not None]
-        for scene in scenes:
-            QCoreApplication.sendPostedEvents(scene, QEvent.Type.MetaCall)
+    def _paint_now(self, *names) -> None:
+        """Paint these panels' changes now, inside the frame, instead of later from the
+        event loop. pyqtgraph's scenes pass item changes to their views through posted
+        meta-calls and the views post an UpdateRequest to the window: deliver just those
+        (only the dirty regions are painted; no other posted event runs in the middle of a
+        frame), the UpdateRequest once for all panels (each repaint of the window has a
+        fixed cost: dirty regions, backing store, flush). A view box applies a new range
+        to its items only when its scene is about to paint (prepareForPaint), and that
+        invalidates them again: done first, so each view is painted once, here, and not a
+        second time from the event loop against the running worker."""
+        for name in names:
+            scenes = self._scenes.get(name)
+            if scenes is None:
+                scenes = self._scenes[name] = [
+                    v.scene() for v in self.panels[name].findChildren(QGraphicsView)
+                    if v.scene() is not None]
+            for scene in scenes:
+                if hasattr(scene, "prepareForPaint"):
+                    scene.prepareForPaint()
+                QCoreApplication.sendPostedEvents(scene, QEvent.Type.MetaCall)
         QCoreApplication.sendPostedEvents(self, QEvent.Type.UpdateRequest)
 
     def _paint_stale(self, name) -> None:
@@ -390,60 +391,8 @@ class MainWindow(FilesMixin, actions.LayoutMixin, QMainWindow):
             if self._panel_visible(name):
                 self._paint_stale(name)
 
-    @Slot(object)
-    def _on_worker_snapshot(self, snapshot) -> None:
-        now = time.perf_counter()
-        if self._asked_at is not None:           # how long a snapshot takes to arrive
-            wait = now - self._asked_at
-            self._lead = 0.7 * self._lead + 0.3 * wait if self._lead else wait
-            self._asked_at = None
-        self._pending, self._asked = snapshot, False
-        self._next_status = now + 1 / STATUS_HZ
-        self._update_status(snapshot)
-        if self._paint_timer.isActive():
-            due = self._next_frame - now
-            if due <= 0:
-                self._paint_pending()            # at once, not at the next tick
-            else:
-                QTimer.singleShot(max(1, round(1000 * due)), self._paint_pending)
-
-    def _paint_pending(self) -> None:
-        """Timer tick while training. Panels get a frame when one is due: frames are spaced
-        by their measured cost / GUI_SHARE (at most 60 per second), so painting never takes
-        more than GUI_SHARE of the time and the training thread keeps the rest. A frame
-        holds the trainer (Trainer.hold): the worker finishes its step and waits instead of
-        fighting the painting for the GIL. The snapshot is asked for ahead of time by the
-        time one takes to arrive (the worker ends its step, then copies every array: ~10 ms
-        on LeNet-5), and painted when the frame is due. Between frames the status bar follows
-        at STATUS_HZ from a light Status (no arrays)."""
-        now = time.perf_counter()
-        if self._pending is None:
-            if not self._asked and now >= self._next_frame - self._lead:
-                self._asked, self._asked_at = True, now
-                self.trainer.want_snapshot()
-            elif not self._asked and now >= self._next_status:
-                self._asked = True
-                self.trainer.want_status()
-            return
-        if now < self._next_frame:
-            return                               # early: painted when due
-        snapshot, self._pending = self._pending, None
-        held = self.trainer.hold(GATE_WAIT)      # a slow step must not freeze the GUI
-        try:
-            t0 = time.perf_counter()
-            self.show_snapshot(snapshot, now=True)
-            cost = time.perf_counter() - t0
-        finally:
-            if held:
-                self.trainer.release()
-        self._frame_cost = 0.7 * self._frame_cost + 0.3 * cost if self._frame_cost else cost
-        self._next_frame = now + max(MIN_FRAME, self._frame_cost / GUI_SHARE)
-
-    @Slot(object)
-    def _on_worker_status(self, status) -> None:
-        """Between frames: the step, loss and accuracy (a bridge.Status, no arrays)."""
-        self._asked = False
-        self._next_status = time.perf_counter() + 1 / STATUS_HZ
+    def show_status(self, status) -> None:
+        """Between training frames: the step, loss and accuracy (a bridge.Status)."""
         self._update_status(status)
 
     def _update_status(self, snap) -> None:
@@ -644,8 +593,6 @@ class MainWindow(FilesMixin, actions.LayoutMixin, QMainWindow):
             return
         self.builder.highlight_layer(None)
         self._rate = (time.perf_counter(), self.session.step_count)
-        self._next_frame = self._next_status = 0.0
-        self._asked, self._asked_at, self._pending = True, None, None
         self.trainer.start()
 
     def pause(self) -> None:
@@ -655,7 +602,7 @@ class MainWindow(FilesMixin, actions.LayoutMixin, QMainWindow):
     def _on_started(self) -> None:
         self._set_run_ui(True)
         self._set_live(True)
-        self._paint_timer.start()
+        self.frames.start()
 
     def _set_live(self, live: bool) -> None:
         """Training frames: panels write their text at a lower rate (Panel.live)."""
@@ -665,8 +612,7 @@ class MainWindow(FilesMixin, actions.LayoutMixin, QMainWindow):
 
     @Slot(int, object)
     def _on_stopped(self, _steps, error) -> None:
-        self._paint_timer.stop()
-        self._pending = None
+        self.frames.stop()
         self._set_live(False)
         self._set_run_ui(False)
         self.refresh()

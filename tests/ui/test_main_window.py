@@ -5,6 +5,7 @@ with the core's own arrays for the same step.
 """
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -215,6 +216,75 @@ def test_changing_the_learning_rate_while_running_keeps_running(window, qtbot):
     s.set_training(lr=0.01)
     assert w.trainer.running and s.optimizer.lr == 0.01
     w.pause()
+
+
+def test_training_frames_go_on_after_a_settings_change_resumes_training(window, qtbot):
+    """set_training pauses and restarts the worker itself (bridge.guard_session): the frame
+    pacer must start again with it."""
+    w, s = window, window.session
+    w.run()
+    qtbot.waitUntil(lambda: w.repaints > 2 and w._latest.step >= 2, timeout=10000)
+    s.set_training(lr=0.02)
+    repaints = w.repaints
+    qtbot.waitUntil(lambda: w.repaints > repaints + 2, timeout=10000)
+    w.pause()
+    assert w.steps_label.text() == f"step {s.step_count}"
+
+
+def test_status_bar_follows_between_frames_that_are_far_apart(window, qtbot, monkeypatch):
+    """Frames spaced far apart (a tiny painting share): the status bar still follows the
+    steps in between, from the worker's light Status (no snapshot, no panel drawn)."""
+    from bpviz.ui import frames
+    monkeypatch.setattr(frames, "GUI_SHARE", 0.002)      # a frame every second or more
+    w = window
+    w.run()
+    qtbot.waitUntil(lambda: w.frames.frames >= 1, timeout=10000)
+    painted, updates = w.repaints, w.status_updates
+    qtbot.waitUntil(lambda: w.status_updates >= updates + 3, timeout=5000)
+    assert w.repaints <= painted + 1
+    w.pause()
+
+
+def test_a_training_frame_leaves_nothing_to_paint_after_it(window):
+    """A frame whose plots change range (pyqtgraph applies a new range to the items only
+    when the scene is about to paint, which invalidates them again) is painted completely
+    inside the frame: nothing is left to paint from the event loop, against the training
+    thread."""
+    from PySide6.QtCore import QEvent, QObject
+    from PySide6.QtWidgets import QGraphicsView
+
+    class Paints(QObject):
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def eventFilter(self, obj, event):
+            if event.type() == QEvent.Type.Paint:
+                self.seen.append(obj)
+            return False
+
+    w, s = window, window.session
+    app = QApplication.instance()
+    w._set_live(True)                             # as while training
+    for _ in range(3):
+        s.train_step()
+    w.show_snapshot(s.snapshot(), now=True)
+    app.processEvents()
+    paints = Paints()
+    for name in PANELS:
+        for view in w.panels[name].findChildren(QGraphicsView):
+            view.viewport().installEventFilter(paints)
+    after = 0
+    for _ in range(30):                           # step axes and value ranges move
+        for _ in range(8):
+            s.train_step()
+        w.show_snapshot(s.snapshot(), now=True)
+        in_frame = len(paints.seen)
+        app.processEvents()
+        after += len(paints.seen) - in_frame
+    assert len(set(map(id, paints.seen))) >= 10                # every view of the 5 panels
+    assert after == 0, "views painted again after the frame"
+    w._set_live(False)
 
 
 def test_nan_during_training_pauses_and_names_layer_and_tensor(window, qtbot):
@@ -492,6 +562,7 @@ def test_soak_5000_panel_refreshes_keep_refcounts_memory_and_widgets_stable(wind
     for snap in snaps:
         w.show_snapshot(snap, now=True)
     app.processEvents()
+    gc.collect()                 # earlier tests' garbage must not be freed inside the loop
     widgets0 = len(app.allWidgets())
     true0, none0 = sys.getrefcount(True), sys.getrefcount(None)
     drawn0 = dict(w.painted)

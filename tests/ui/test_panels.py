@@ -11,6 +11,8 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from PySide6.QtCore import QPoint
+from PySide6.QtGui import QColor
 
 import bpviz.ui  # noqa: F401  (pyqtgraph options)
 from bpviz.core.presets import preset_from_dict
@@ -390,6 +392,52 @@ def test_gradient_bars_and_history_match_the_core(qtbot, cnn):
     assert picked.args == [2]
     p.set_layer(2)
     assert p.highlight.getRegion() == (1.5, 2.5)
+    band, (y0, y1) = p.highlight.boundingRect(), p.bars.getViewBox().viewRange()[1]
+    assert band.left() == 1.5 and band.right() == 2.5 and band.top() <= y0 < y1 <= band.bottom()
+
+
+def test_lines_drawn_every_frame_are_opaque(qtbot, cnn):
+    """Faded history curves and grid lines are the blend of their colour with the
+    background, drawn opaque (translucent 1-px lines are several times slower to draw)."""
+    from bpviz.ui.panels import colors
+    from bpviz.ui.panels.plots import FADED, GRID_ALPHA
+    p = make(qtbot, GradientPanel)
+    for _ in range(3):
+        cnn.update()
+    p.show_snapshot(cnn.snapshot())
+    p.set_layer(2)
+    bg, fg, _ = colors.theme(p.palette())
+    for i, curve in p._curve_items():
+        want = colors.series_color(i) if i == 2 else colors.over(colors.series_color(i), bg,
+                                                                  FADED)
+        assert curve.opts["pen"].color() == want and want.alpha() == 255
+    for plot in p.plots:
+        assert plot.grid.pen.color() == colors.over(fg, bg, GRID_ALPHA)
+        assert plot.grid.pen.color().alpha() == 255 and plot.grid.ys
+    mid = QColor(100, 150, 200)
+    assert colors.over(mid, QColor(255, 255, 255), 255) == mid
+    assert colors.over(mid, QColor(0, 0, 0), 0) == QColor(0, 0, 0)
+
+
+def test_bar_axis_holds_every_bar_and_rarely_relabels_while_norms_jump(qtbot):
+    """At batch 1 the norms jump by a decade or two from step to step: every bar stays
+    inside the axis range, which grows at once but shrinks only on text frames and only by
+    whole empty decades, so it changes on few frames."""
+    p = make(qtbot, GradientPanel)
+    rng = np.random.default_rng(0)
+    changes, key = 0, None
+    for frame in range(400):
+        p.texts_due = frame % 15 == 0                    # text every 0.5 s at 30 frames/s
+        grad = 10.0 ** (rng.normal(-2, 0.8, 6) + (-3 if frame > 200 else 0))
+        delta = 10.0 ** rng.normal(-1, 0.8, 6)
+        p._draw_bars(grad, delta)
+        floor, top, _ = p._bar_key
+        logs = np.log10(np.concatenate([grad, delta]))
+        assert floor <= logs.min() and logs.max() <= top
+        changes += p._bar_key != key
+        key = p._bar_key
+    assert changes <= 20                     # (shrinking to the exact range: ~40)
+    assert floor >= np.floor(logs.min()) - 3                 # it did follow the data down
 
 
 def test_loss_panel_curves_equal_the_history(qtbot, cnn):
@@ -409,11 +457,49 @@ def test_loss_panel_curves_equal_the_history(qtbot, cnn):
     assert p._hover(p.loss_plot, 3.2, 0).startswith(f"step 3 · loss = {fmt(cnn.history.loss[3])}")
 
 
+def test_a_training_frame_reduces_only_the_new_steps_and_equals_a_full_redraw(qtbot):
+    """Frame cost independent of the history's length: after thousands of steps, a frame
+    five steps later derives (log10, running means) and reduces only about those five rows,
+    takes the snapshot's history without copying it, and draws exactly what a panel
+    drawing that snapshot from scratch draws."""
+    s = Session("xor")
+    for _ in range(3000):
+        s.train_step()
+    panels = [make(qtbot, cls, (500, 400)) for cls in (LossPanel, GradientPanel)]
+    first = s.snapshot()
+    for p in panels:
+        p.show_snapshot(first)
+    derived = [p.peaks.rows_derived for p in panels]
+    reduced = [p.peaks.rows_reduced for p in panels]
+    for _ in range(5):
+        s.train_step()
+    snap = s.snapshot()
+    assert np.shares_memory(snap.loss_history, first.loss_history)      # a view, no copy
+    for p, d0, r0 in zip(panels, derived, reduced):
+        p.show_snapshot(snap)
+        assert p.peaks.rows_derived - d0 == 5
+        assert p.peaks.rows_reduced - r0 <= 5 + 32        # at most the blocks just completed
+    for p in panels:
+        fresh = make(qtbot, type(p), (500, 400))
+        fresh.show_snapshot(snap)
+        curves = ([p.loss_curve, p.mean_curve, p.acc_curve] if isinstance(p, LossPanel)
+                  else [c for _, c in p._curve_items()])
+        again = ([fresh.loss_curve, fresh.mean_curve, fresh.acc_curve]
+                 if isinstance(p, LossPanel) else [c for _, c in fresh._curve_items()])
+        for a, b in zip(curves, again):
+            np.testing.assert_array_equal(a.xData, b.xData)      # running means: a cumsum
+            np.testing.assert_allclose(a.yData, b.yData, rtol=1e-9, equal_nan=True)  # rounds
+    loss = np.asarray(s.history.loss)
+    mean = panels[0].displayed()["loss_mean"]
+    np.testing.assert_allclose(mean[[9, 1000, -1]], [loss[:10].mean(), loss[991:1001].mean(),
+                                                     loss[-10:].mean()], rtol=1e-12)
+
+
 def test_long_histories_are_drawn_reduced_but_keep_their_spikes(qtbot):
     """Thousands of steps: a curve holds about one point per pixel of its plot, and the
     reduction keeps each run's smallest and largest value (a single spike stays visible),
     gaps (NaN) stay gaps, and the last step is drawn."""
-    from bpviz.ui.panels.plots import peak_reduce
+    from bpviz.ui.panels.peaks import peak_reduce
     x = np.arange(5000.0)
     y = np.column_stack([np.sin(x / 300), np.cos(x / 300)])
     y[1234, 0] = 50.0
@@ -516,6 +602,32 @@ def test_thousands_of_repaints_leak_nothing(qtbot, cnn):
     assert elapsed < 30, f"3,000 refreshes took {elapsed:.1f} s"
     for p in panels:
         assert p.last_snapshot in (first, second)
+
+
+def test_tile_labels_name_each_tile_at_its_corner_and_hide_on_small_tiles(qtbot, cnn):
+    """One label per channel ("c0" …) at the top-left pixel of its tile, drawn at screen
+    size on the image; hidden when the tiles are too small on screen to carry them."""
+    from bpviz.ui.panels.mapview import LABEL_MIN_PX
+    p = make(qtbot, FeatureMapsPanel, (1400, 900))
+    cnn.forward()
+    p.show_snapshot(cnn.snapshot())
+    view, n = p.view_z, cnn.net.layers[0].z.shape[1]
+    labels = view.labels
+    assert labels.texts() == [f"c{k}" for k in range(n)]
+    for k, (pos, _, _, _) in enumerate(labels.items):
+        assert (pos.y(), pos.x()) == view.layout_.origin(k)
+    w_px = view.layout_.w / view.vb.viewPixelSize()[0]
+    assert labels.isVisible() == (w_px >= LABEL_MIN_PX[0])
+    image = view.glw.grab().toImage()                  # the label boxes are on screen
+    assert labels.isVisible()
+    corner = view.vb.mapViewToScene(labels.items[0][0]).toPoint()
+    box = image.pixelColor(view.glw.mapFromScene(corner) + QPoint(1, 1))
+    under = QColor.fromRgba(view.image.pixel(*view.layout_.origin(0)))   # the map there
+    keep = 1 - labels.fill.alpha() / 255                 # the translucent dark box over it
+    for got, was in zip(box.getRgb()[:3], under.getRgb()[:3]):
+        assert abs(got - keep * was) <= 12
+    p.resize(250, 200)
+    qtbot.waitUntil(lambda: not labels.isVisible(), timeout=3000)
 
 
 def test_mosaic_pixels_are_the_colour_map_of_the_values(qtbot, cnn):

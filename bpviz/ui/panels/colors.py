@@ -182,6 +182,16 @@ def theme(palette: QPalette) -> tuple[QColor, QColor, QColor]:
     return bg, fg, dim
 
 
+def over(color, background, alpha: int) -> QColor:
+    """``color`` drawn at ``alpha`` (0–255) over ``background``, as one opaque colour. Lines
+    under or beside the data are drawn with it: Qt's raster engine strokes a translucent
+    1-px line 3–6× slower than an opaque one (~2 ms for 60 grid lines across a plot)."""
+    c, b, a = QColor(color), QColor(background), alpha / 255.0
+    return QColor(round(a * c.red() + (1 - a) * b.red()),
+                  round(a * c.green() + (1 - a) * b.green()),
+                  round(a * c.blue() + (1 - a) * b.blue()))
+
+
 def style_axis(axis: pg.AxisItem, fg: QColor) -> None:
     axis.setPen(pg.mkPen(fg))
     axis.setTextPen(pg.mkPen(fg))

@@ -12,9 +12,12 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import QRectF
+from PySide6.QtGui import QColor
 
 from . import colors
 from .base import backward_note, fmt
+from .peaks import HistoryPeaks
 from .plots import FADED, PlotsPanel, Trace
 
 HINT = "No gradients yet — run the backward pass (F11 steps it layer by layer, F10 a whole step)"
@@ -32,9 +35,7 @@ class GradientPanel(PlotsPanel):
         self.bars.setMenuEnabled(False)
         self.bars.setMouseEnabled(x=False, y=False)
         self.bars.disableAutoRange()
-        self.highlight = pg.LinearRegionItem((-0.5, 0.5), movable=False,
-                                             brush=pg.mkBrush(255, 200, 0, 60),
-                                             pen=pg.mkPen(None))
+        self.highlight = Band(QColor(255, 200, 0, 60))
         self.highlight.setZValue(-10)
         self.bars.addItem(self.highlight, ignoreBounds=True)
         self.grad_bars = pg.BarGraphItem(x=[], height=[], width=BAR_W, y0=0,
@@ -51,6 +52,7 @@ class GradientPanel(PlotsPanel):
         self.history_legend = self.history.addLegend(offset=(4, 4), labelTextSize="8pt",
                                                      colCount=1)
         self.curves: list[Trace | None] = []
+        self.peaks = HistoryPeaks()                    # log10 ‖∂loss/∂W‖ per layer, reduced
         self._history_ticks = None
         self._history_panned = None
         self._bar_key = None
@@ -77,33 +79,29 @@ class GradientPanel(PlotsPanel):
             return
         self.body.show_content()
         self._draw_bars(grad, delta)
-        steps = getattr(snap, "history_steps", None)
-        steps = np.arange(g_hist.shape[0], dtype=float) if steps is None else \
-            np.asarray(steps, dtype=float)
-        old = self._displayed.get("grad_norm_history")
-        if old is None or self._history_panned != self.panned or \
-                not np.array_equal(old, g_hist, equal_nan=True) or \
-                not np.array_equal(self._displayed.get("steps"), steps):
+        steps = np.asarray(snap.history_steps)
+        new_rows = self.peaks.update(len(g_hist), snap.history_generation,
+                                     lambda start: _log10(g_hist[start:]))
+        if new_rows or self._history_panned != self.panned:
             self._history_panned = self.panned
-            self._draw_history(g_hist, steps)
+            self._draw_history(steps)
         self._select(self.layer_index)
         note = backward_note(snap, self.layer_index) if np.isfinite(delta).any() else ""
         self._set_header(_summary(layers, grad) + (f"  ({note})" if note else ""))
         self._displayed = {"grad_norm": grad, "delta_norm": delta,
                            "grad_norm_history": g_hist, "steps": steps}
 
-    def _draw_history(self, g_hist, steps) -> None:
+    def _draw_history(self, steps) -> None:
         """The curves hold log10 ‖∂loss/∂W‖ (the axis is labelled in powers of ten), NaN
         where there is no positive norm, reduced to the view (PlotsPanel.reduced)."""
-        with np.errstate(divide="ignore", invalid="ignore"):
-            logs = np.where(g_hist > 0, np.log10(np.where(g_hist > 0, g_hist, 1.0)), np.nan)
-        x, reduced = self.reduced(self.history, steps, logs)
+        peaks = self.peaks
+        x, reduced = self.reduced(self.history, steps, peaks)
         for i, curve in self._curve_items():
-            self.mark_points(curve, logs[:, i] if logs.size else logs, colors.series_color(i))
+            self.mark_points(curve, peaks.n, colors.series_color(i))
             curve.setData(x, reduced[:, i] if reduced.size else np.empty(0))
-        finite = logs[np.isfinite(logs)]
-        if finite.size:
-            lo, hi = finite.min(), finite.max()
+        if np.isfinite(peaks.lo).any():
+            lo, hi = np.nanmin(peaks.lo), np.nanmax(peaks.hi)
+            finite = np.array([lo, hi])
             key = (math.floor(lo), max(math.ceil(hi), math.floor(lo) + 1))
             if key != self._history_ticks:
                 self._history_ticks = key
@@ -118,11 +116,14 @@ class GradientPanel(PlotsPanel):
         floor = math.floor(min(logs)) if logs else -1.0        # whole decades: labelled ends
         top = math.ceil(max(logs)) if logs else 0.0
         old = self._bar_key
-        if old is not None and old[2] == len(grad) and logs and \
-                (not self.texts_due or (floor - 1 <= old[0] and old[1] <= top + 1)):
-            # relabelling the axis costs ~4 ms: the range grows at once, but shrinks only on
-            # text frames and only when a whole decade at either end would stay empty
-            floor, top = min(floor, old[0]), max(top, old[1])
+        if old is not None and old[2] == len(grad) and logs:
+            # relabelling the axis costs ~1-4 ms: the range grows at once, but shrinks only
+            # on text frames, only when two whole decades at an end are empty, and keeps one
+            # (at batch 1 the norms jump by a decade from sample to sample)
+            if not self.texts_due or (floor - 2 <= old[0] and old[1] <= top + 2):
+                floor, top = min(floor, old[0]), max(top, old[1])
+            else:
+                floor, top = max(min(floor, old[0]), floor - 1), min(max(top, old[1]), top + 1)
         for item, values, shift in ((self.grad_bars, grad, -BAR_W / 2),
                                     (self.delta_bars, delta, BAR_W / 2)):
             keep = np.flatnonzero(np.isfinite(values) & (values > 0))
@@ -134,6 +135,7 @@ class GradientPanel(PlotsPanel):
             self.bars.setYRange(floor, top, padding=0.08)
             self.bars.setXRange(-0.6, len(grad) - 0.4, padding=0)
             self.bars.getAxis("left").setTicks(log_ticks(int(floor), int(top)))
+            self.highlight.set_height(floor - (top - floor), top + (top - floor))
             self.bars.grid.refresh()
         self.waiting.setVisible(not logs)
         if not logs:
@@ -143,6 +145,7 @@ class GradientPanel(PlotsPanel):
     def _rebuild(self, layers) -> None:
         """New architecture: x-axis labels and one history curve per weighted layer."""
         self._arch = tuple((l.index, l.kind) for l in layers)
+        self.peaks = HistoryPeaks()
         legend = self.history_legend
         for curve in self.curves:
             if curve is not None:
@@ -168,6 +171,8 @@ class GradientPanel(PlotsPanel):
 
     def theme_changed(self, fg) -> None:
         self.waiting.setColor(fg)
+        self._selected = None                    # faded colours are mixed with the background
+        self._select(self.layer_index)
 
     def _curve_items(self):
         return [(i, c) for i, c in enumerate(self.curves) if c is not None]
@@ -196,10 +201,11 @@ class GradientPanel(PlotsPanel):
             return
         self._selected = (index, self._arch)
         self.highlight.setRegion((index - 0.5, index + 0.5))
+        bg = colors.theme(self.palette())[0]
         for i, curve in self._curve_items():
             color = colors.series_color(i)
-            if i != index:
-                color.setAlpha(FADED)
+            if i != index:                       # faded, opaque (colors.over)
+                color = colors.over(color, bg, FADED)
             curve.setPen(pg.mkPen(color))
             curve.setZValue(1 if i == index else 0)
 
@@ -235,6 +241,47 @@ class GradientPanel(PlotsPanel):
             i = int(round(x))
             if 0 <= i < len(snap.layers):
                 self.layerPicked.emit(i)
+
+
+class Band(pg.GraphicsObject):
+    """The selected layer's column behind the bars: a filled rectangle from x0 to x1, as
+    high as the plot (``set_height``). pyqtgraph's LinearRegionItem recomputes its lines'
+    bounds while the view paints and so is painted twice after every new range."""
+
+    def __init__(self, color):
+        super().__init__()
+        self.color = QColor(color)
+        self._region, self._rect = (-0.5, 0.5), QRectF(-0.5, -1.0, 1.0, 2.0)
+
+    def getRegion(self) -> tuple:
+        return self._region
+
+    def setRegion(self, region) -> None:
+        self._region = (float(region[0]), float(region[1]))
+        self._set_rect(self._rect.top(), self._rect.bottom())
+
+    def set_height(self, bottom: float, top: float) -> None:
+        self._set_rect(bottom, top)
+
+    def _set_rect(self, bottom, top) -> None:
+        x0, x1 = self._region
+        rect = QRectF(x0, bottom, x1 - x0, top - bottom)
+        if rect != self._rect:
+            self.prepareGeometryChange()
+            self._rect = rect
+            self.update()
+
+    def boundingRect(self) -> QRectF:
+        return self._rect
+
+    def paint(self, painter, *args) -> None:
+        painter.fillRect(self._rect, self.color)
+
+
+def _log10(norms) -> np.ndarray:
+    """log10 of the positive norms, NaN elsewhere (no curve point)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(norms > 0, np.log10(np.where(norms > 0, norms, 1.0)), np.nan)
 
 
 def _summary(layers, grad) -> str:

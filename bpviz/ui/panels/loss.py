@@ -5,7 +5,8 @@ Top: the loss of every recorded backward pass (light) and its running mean over 
 mean over the last 10 on a fixed 0–1 axis, x linked to the loss plot (at batch 1 each step's
 accuracy is 0 or 1: drawn raw it is a solid block); hovering reads each step's own value.
 Values come from the snapshot's history arrays; long histories are drawn reduced to about
-one point per pixel, keeping every spike (plots.peak_reduce).
+one point per pixel, keeping every spike, and while training only the new steps are
+reduced (peaks.HistoryPeaks).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pyqtgraph as pg
 
 from . import colors
 from .base import fmt
+from .peaks import HistoryPeaks
 from .plots import PlotsPanel, Trace
 
 HINT = "No loss yet — finish a backward pass (F10 runs a whole step)"
@@ -47,6 +49,8 @@ class LossPanel(PlotsPanel):
         self.glw.ci.layout.setRowStretchFactor(1, 2)
         self._has_acc = True
         self._drawn_panned = None
+        # loss, its running mean, the accuracy's running mean, the accuracy
+        self.peaks = HistoryPeaks()
         self.body.show_hint(HINT)
         self.apply_theme()
 
@@ -59,39 +63,31 @@ class LossPanel(PlotsPanel):
             self._displayed = {}
             return
         self.body.show_content()
-        steps = getattr(snap, "history_steps", None)
-        steps = np.arange(loss.size, dtype=float) if steps is None else \
-            np.asarray(steps, dtype=float)
-        d = self._displayed
-        if d and self._drawn_panned == self.panned and \
-                np.array_equal(d["loss"], loss, equal_nan=True) and \
-                np.array_equal(d["accuracy"], acc, equal_nan=True) and \
-                np.array_equal(d["steps"], steps):
-            self._set_header(_current(snap, loss, acc, d["loss_mean"]))
+        steps = np.asarray(snap.history_steps)
+        peaks = self.peaks
+        new_rows = peaks.update(loss.size, snap.history_generation,
+                                lambda start: _derived(loss, acc, start))
+        mean = peaks.values[:, 1]
+        if not new_rows and self._drawn_panned == self.panned and self._displayed:
+            self._set_header(_current(snap, loss, acc, mean))
             return                                   # same history: nothing to push
         self._drawn_panned = self.panned
-        mean = running_mean(loss, MEAN_WINDOW)
-        acc_mean = running_mean(acc, MEAN_WINDOW)
-        has_acc = bool(np.isfinite(acc).any())
-        self.mark_points(self.loss_curve, loss, colors.LOSS_COLOR)
-        self.mark_points(self.acc_curve, acc, colors.ACC_COLOR)
-        x, (shown_loss, shown_mean, shown_acc) = self._reduce(steps, loss, mean, acc_mean)
-        self.loss_curve.setData(x, shown_loss)
-        self.mean_curve.setData(x, shown_mean)
+        has_acc = bool(np.isfinite(peaks.hi[3]))
+        self.mark_points(self.loss_curve, loss.size, colors.LOSS_COLOR)
+        self.mark_points(self.acc_curve, loss.size, colors.ACC_COLOR)
+        x, ys = self.reduced(self.loss_plot, steps, peaks)
+        self.loss_curve.setData(x, ys[:, 0])
+        self.mean_curve.setData(x, ys[:, 1])
         self.mean_curve.setVisible(loss.size >= MEAN_WINDOW)
-        self.acc_curve.setData(x, shown_acc if has_acc else np.full_like(x, np.nan))
-        self.follow(self.loss_plot, steps, loss)
+        self.acc_curve.setData(x, ys[:, 2] if has_acc else np.full_like(x, np.nan))
+        self.follow(self.loss_plot, steps, np.array([peaks.lo[0], peaks.hi[0]]))
         if has_acc != self._has_acc:
             self._has_acc = has_acc
             self.set_title(self.acc_plot, ACC_TITLE if has_acc else
                            "accuracy — not defined for this loss/target")
         self._set_header(_current(snap, loss, acc, mean))
         self._displayed = {"loss": loss, "accuracy": acc, "steps": steps, "loss_mean": mean,
-                           "accuracy_mean": acc_mean}
-
-    def _reduce(self, steps, *series):
-        x, ys = self.reduced(self.loss_plot, steps, np.column_stack(series))
-        return x, ys.T
+                           "accuracy_mean": peaks.values[:, 2]}
 
     def _hover(self, plot, x, y) -> str:
         d = self._displayed
@@ -113,6 +109,15 @@ def running_mean(values: np.ndarray, window: int) -> np.ndarray:
     count = cn[idx] - cn[lo]
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(count > 0, (cv[idx] - cv[lo]) / count, np.nan)
+
+
+def _derived(loss, acc, start: int) -> np.ndarray:
+    """Rows start … of (loss, running mean of the loss, running mean of the accuracy,
+    accuracy); the means read the MEAN_WINDOW - 1 rows before ``start`` too."""
+    first = max(start - (MEAN_WINDOW - 1), 0)
+    skip = start - first
+    return np.column_stack([loss[start:], running_mean(loss[first:], MEAN_WINDOW)[skip:],
+                            running_mean(acc[first:], MEAN_WINDOW)[skip:], acc[start:]])
 
 
 def _current(snap, loss, acc, mean) -> str:

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (QGraphicsItem, QGraphicsRectItem, QLabel, QSizePo
 
 from . import colors
 from .base import steady_height
+from .labels import TileLabels
 from .mosaic import MosaicLayout, normalise_tiles, tile
 
 LABEL_MIN_PX = (26, 16)          # a tile must be this large on screen to carry its label
@@ -42,13 +43,6 @@ def cache_axes(plot) -> None:
     or size re-renders it (pyqtgraph calls update() for each)."""
     for name in ("left", "bottom", "right", "top"):
         plot.getAxis(name).setCacheMode(CACHED)
-
-
-def cache_text(item: pg.TextItem) -> None:
-    """Keep a label's text as a pixmap: a label on top of an image is repainted with every
-    new image, and replaying its text layout costs ~0.1 ms a label. (Only the text: the
-    TextItem itself sets its transform while it paints, which a cached box does not see.)"""
-    item.textItem.setCacheMode(CACHED)
 
 
 class MosaicImage(pg.GraphicsObject):
@@ -279,7 +273,9 @@ class MosaicView(QWidget):
         self._key = self._limit_source = None
         self._sticky = self._sticky_key = None   # the sticky "nice" limit and what it is for
         self.text_held = False           # set by the panel: skip title/caption text this frame
-        self._labels: list[pg.TextItem] = []
+        self.labels = TileLabels(self._label_font())    # tile names, one item for all
+        self.labels.setZValue(1)
+        self.plot.addItem(self.labels, ignoreBounds=True)
         self._values: list[pg.TextItem] = []
         self._ticks_key = None
         self.hover_text = ""
@@ -367,24 +363,25 @@ class MosaicView(QWidget):
             self.caption.setText(text)
 
     # ----- labels ----------------------------------------------------------------------------
-    def _rebuild_labels(self, labels, values: bool) -> None:
-        for item in self._labels + self._values:
-            self.plot.removeItem(item)
-        self._labels, self._values = [], []
-        lay = self.layout_
-        if lay is None:
-            return
+    def _label_font(self) -> QFont:
         font = QFont(self.font())
         font.setPointSizeF(max(6.5, font.pointSizeF() * 0.75))
-        for k, text in enumerate(labels or []):
+        return font
+
+    def _rebuild_labels(self, labels, values: bool) -> None:
+        for item in self._values:
+            self.plot.removeItem(item)
+        self._values = []
+        lay = self.layout_
+        entries = []
+        for k, text in enumerate((labels or []) if lay is not None else []):
             y, x = lay.origin(k)
-            item = pg.TextItem(text, color=(255, 255, 255), fill=pg.mkBrush(0, 0, 0, 120),
-                               anchor=(0, 0))
-            item.setFont(font)
-            item.setPos(x, y)
-            cache_text(item)
-            self.plot.addItem(item, ignoreBounds=True)
-            self._labels.append(item)
+            entries.append((x, y, text))
+        extent = QRectF(0, 0, lay.shape[1], lay.shape[0]) if lay is not None else QRectF()
+        self.labels.set_labels(entries, extent)
+        if lay is None:
+            return
+        font = self._label_font()
         if values and lay.h == 1 and lay.n <= VALUE_LABEL_MAX:
             for k in range(lay.n):
                 y, x = lay.origin(k)
@@ -398,13 +395,12 @@ class MosaicView(QWidget):
 
     def _label_visibility(self, *args) -> None:
         lay = self.layout_
-        if lay is None or not (self._labels or self._values):
+        if lay is None or not (self.labels.items or self._values):
             return
         px = self.vb.viewPixelSize() if self.vb.width() > 0 else (1.0, 1.0)
         w_px, h_px = lay.w / max(px[0], 1e-9), lay.h / max(px[1], 1e-9)
         show = w_px >= LABEL_MIN_PX[0] and h_px >= LABEL_MIN_PX[1]
-        for item in self._labels:
-            item.setVisible(show)
+        self.labels.setVisible(show)
         show_values = w_px >= VALUE_MIN_PX[0] and h_px >= VALUE_MIN_PX[1]
         for item in self._values:
             item.setVisible(show_values)

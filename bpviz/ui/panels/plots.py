@@ -17,16 +17,18 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QPointF, QRectF, Qt
+from PySide6.QtCore import QEvent, QLineF, QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QPainterPath, QPen
 
 from . import colors
 from .base import Panel
 from .mapview import CACHED, cache_axes
+from .peaks import peak_reduce
 
 
 SYMBOLS_UP_TO = 30
-FADED = 140                # alpha of the curves that are not emphasised
+FADED = 140                # alpha of the curves that are not emphasised (colors.over)
+GRID_ALPHA = 64
 AXIS_WIDTH = 46            # px of every left axis (fits "−0.0025", "10⁻¹²")
 
 
@@ -125,7 +127,8 @@ class GridLines(pg.GraphicsObject):
     def __init__(self, plot: pg.PlotItem):
         super().__init__()
         self.plot, self.ys, self._rect = plot, [], QRectF()
-        self.pen = QPen(QColor(128, 128, 128, 64))
+        self._lines, self._lines_rect = [], QRectF()
+        self.pen = QPen(QColor(128, 128, 128))
         self.pen.setCosmetic(True)
         self.setZValue(-100)
         plot.addItem(self, ignoreBounds=True)
@@ -134,10 +137,8 @@ class GridLines(pg.GraphicsObject):
         vb.sigXRangeChanged.connect(self.refresh)
         vb.sigResized.connect(self.refresh)
 
-    def set_color(self, color) -> None:
-        c = QColor(color)
-        c.setAlpha(64)
-        self.pen.setColor(c)
+    def set_color(self, color, background) -> None:
+        self.pen.setColor(colors.over(color, background, GRID_ALPHA))
         self.update()
 
     def refresh(self, *args) -> None:
@@ -153,47 +154,18 @@ class GridLines(pg.GraphicsObject):
         if rect != self._rect:
             self.prepareGeometryChange()
             self._rect = rect
-        if ys != self.ys:
-            self.ys = ys
+        if ys != self.ys or rect != self._lines_rect:
+            self.ys, self._lines_rect = ys, rect
+            self._lines = [QLineF(rect.left(), y, rect.right(), y) for y in ys
+                           if rect.top() <= y <= rect.bottom()]
             self.update()
 
     def boundingRect(self) -> QRectF:
         return self._rect
 
     def paint(self, painter, *args) -> None:
-        r = self._rect
         painter.setPen(self.pen)
-        for y in self.ys:
-            if r.top() <= y <= r.bottom():
-                painter.drawLine(QPointF(r.left(), y), QPointF(r.right(), y))
-
-
-def peak_reduce(x, ys, x_range, bins: int):
-    """The rows of ``ys`` (n, k) at increasing ``x`` (n,) inside ``x_range`` (one more row
-    each side), reduced when there are more than 2 × ``bins`` of them: each of ``bins``
-    equal runs of rows becomes its smallest and its largest value (NaN-aware; an all-NaN
-    run stays NaN, a gap), so spikes survive at about one point per pixel. Returns (x, ys)."""
-    x = np.asarray(x, dtype=float)
-    ys = np.asarray(ys, dtype=float)
-    if ys.ndim == 1:
-        ys = ys[:, None]
-    if x_range is not None and len(x):
-        first = max(int(np.searchsorted(x, x_range[0], "left")) - 1, 0)
-        last = min(int(np.searchsorted(x, x_range[1], "right")) + 1, len(x))
-        x, ys = x[first:last], ys[first:last]
-    n = len(x)
-    if n <= 2 * max(bins, 1):
-        return x, ys
-    run = -(-n // bins)
-    runs = n // run
-    cut = runs * run
-    block = ys[:cut].reshape(runs, run, ys.shape[1])
-    peaks = np.empty((2 * runs, ys.shape[1]))
-    peaks[0::2] = np.fmin.reduce(block, axis=1)
-    peaks[1::2] = np.fmax.reduce(block, axis=1)
-    xs = np.repeat(x[:cut:run], 2)
-    tail = slice(cut, None) if cut < n else slice(n - 1, None)     # the newest row as is
-    return np.concatenate([xs, x[tail]]), np.concatenate([peaks, ys[tail]])
+        painter.drawLines(self._lines)          # one call: a log axis may have ~60 lines
 
 
 class StepAxis(pg.AxisItem):
@@ -251,21 +223,25 @@ class PlotsPanel(Panel):
         self.panned += 1
         self._redraw()
 
-    def reduced(self, plot: pg.PlotItem, steps, ys):
-        """``steps`` and the columns of ``ys`` reduced for ``plot`` (see peak_reduce): to the
-        range ``follow`` will show, or the one the user chose, at ~1 point per pixel."""
+    def reduced(self, plot: pg.PlotItem, steps, peaks):
+        """``steps`` and the columns of ``peaks`` (a peaks.HistoryPeaks) reduced for
+        ``plot`` at ~1 point per pixel: the whole history while the plot follows it (from
+        the new rows only), the range the user chose once it was panned or zoomed."""
         vb = plot.getViewBox()
-        x_range = vb.viewRange()[0] if id(plot) in self._manual else step_range(steps)
-        return peak_reduce(steps, ys, x_range, max(int(vb.width()) // 2, 50))
+        bins = max(int(vb.width()) // 2, 50)
+        if id(plot) in self._manual:
+            return peak_reduce(steps, peaks.values, vb.viewRange()[0], bins)
+        return peaks.reduced(steps, bins)
 
     def follow(self, plot: pg.PlotItem, steps, values=None, y_range=None) -> None:
-        """Show ``steps`` (x) and ``values`` (y, or an explicit ``y_range``) in ``plot``; the
-        range moves only when the data leave it (see the module docstring)."""
+        """Show ``steps`` (x, increasing) and ``values`` (y: only their smallest and largest
+        finite value count; or an explicit ``y_range``) in ``plot``; the range moves only
+        when the data leave it (see the module docstring)."""
         key = id(plot)
         if key in self._manual:
             return
         old = self._ranges.get(key)
-        x = step_range(steps)
+        x = step_range(steps[[0, -1]] if len(steps) else steps)     # steps increase
         if y_range is None and values is not None:
             y_range = value_range(values, None if old is None else old[1])
         new = (x, y_range)
@@ -276,9 +252,10 @@ class PlotsPanel(Panel):
                                    disableAutoRange=True)
 
     @staticmethod
-    def mark_points(curve: Trace, y, color) -> None:
-        """Dots on short histories (a single step draws no line), none on long ones."""
-        curve.set_dots(color if np.asarray(y).shape[0] <= SYMBOLS_UP_TO else None)
+    def mark_points(curve: Trace, rows: int, color) -> None:
+        """Dots on short histories of ``rows`` steps (a single step draws no line), none
+        on long ones."""
+        curve.set_dots(color if rows <= SYMBOLS_UP_TO else None)
 
     def _mouse_moved(self, pos) -> None:
         for plot in self.plots:
@@ -312,7 +289,7 @@ class PlotsPanel(Panel):
         self.glw.setBackground(bg)
         for plot in self.plots:
             colors.style_plot(plot, fg)
-            plot.grid.set_color(fg)
+            plot.grid.set_color(fg, bg)
             self.set_title(plot, self._titles.get(id(plot), ""))
         for legend in self.legends():
             legend.setLabelTextColor(fg)
