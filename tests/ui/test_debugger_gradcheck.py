@@ -4,6 +4,7 @@ on a thread (the window keeps working, stepping included) and Cancel stops it ea
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -51,6 +52,21 @@ def core_check(session, coords, net=None):
     i = session.sample_index
     return gradient_check(net or session.net, session.dataset.x[i:i + 1],
                           dataset_targets(session.dataset)[i:i + 1], max_coords=coords)
+
+
+def after_each_coordinate(monkeypatch, pause):
+    """Run ``pause()`` in the check's thread after each coordinate, then let the check see a
+    cancel made meanwhile. A fast machine checked all of cnn-shapes (~1,700 coordinates) in
+    ~0.5 s, before a test could watch it run or cancel it."""
+    real = gradcheck_job.gradient_check
+
+    def paced(*args, progress, **kwargs):
+        def step(done, total):
+            progress(done, total)
+            pause()
+            return progress(done, total)
+        return real(*args, progress=step, **kwargs)
+    monkeypatch.setattr(gradcheck_job, "gradient_check", paced)
 
 
 @pytest.fixture
@@ -125,10 +141,12 @@ def test_selecting_a_row_selects_its_layer_and_plots_its_coordinates(shapes, qtb
 
 
 def test_runs_on_a_thread_while_the_user_keeps_stepping_and_cancel_stops_early(make_window,
-                                                                               qtbot):
+                                                                               qtbot,
+                                                                               monkeypatch):
     """The full check takes seconds: progress advances while the event loop runs, F10 steps
     the session meanwhile, results belong to the weights at Run time and are marked stale;
     Cancel ends the check well before the last coordinate."""
+    after_each_coordinate(monkeypatch, lambda: time.sleep(0.002))   # ≥ 3.4 s in all
     w = make_window("cnn-shapes")
     s = w.session
     panel = open_dock(w, qtbot)
@@ -185,16 +203,8 @@ def test_deleting_the_panel_cancels_its_check(qtbot, monkeypatch):
     from bpviz.session.session import Session
     # The worker is held after its first coordinate until the panel is gone, so the check
     # cannot finish first on a fast machine (the race made this test flaky).
-    gate, real = threading.Event(), gradcheck_job.gradient_check
-
-    def gated(*args, progress, **kwargs):
-        def step(done, total):
-            progress(done, total)
-            gate.wait(10)
-            return progress(done, total)        # now sees the cancel, if there was one
-        return real(*args, progress=step, **kwargs)
-
-    monkeypatch.setattr(gradcheck_job, "gradient_check", gated)
+    gate = threading.Event()
+    after_each_coordinate(monkeypatch, lambda: gate.wait(10))
     panel = GradCheckPanel(Session("cnn-shapes"))
     qtbot.addWidget(panel)
     panel.show()
