@@ -20,14 +20,18 @@ class Cycle:
         self.seen.append(threading.current_thread())
 
 
-def allocate_in_a_thread(count=200_000):
-    """Enough live container objects to start automatic collections in that thread."""
+def allocate_in_a_thread(count=200_000) -> list:
+    """Enough new container objects, kept alive, to start automatic collections in that
+    thread (Python counts allocations less deallocations); returned so they stay alive until
+    the GUI thread's timer has seen them too."""
+    kept = []
+
     def churn():
-        keep = [[] for _ in range(count)]
-        del keep
+        kept.extend([] for _ in range(count))
     thread = threading.Thread(target=churn)
     thread.start()
     thread.join()
+    return kept
 
 
 def test_cycles_made_while_training_are_freed_in_the_gui_thread(make_window, qtbot):
@@ -37,10 +41,11 @@ def test_cycles_made_while_training_are_freed_in_the_gui_thread(make_window, qtb
     assert gui_gc.active()
     seen = []
     Cycle(seen)
-    allocate_in_a_thread()
+    kept = allocate_in_a_thread()
     assert seen == []                               # not freed by the allocating thread
     qtbot.waitUntil(lambda: bool(seen), timeout=5000)   # but by the GUI thread's timer
     assert seen == [threading.main_thread()]
+    del kept
     qtbot.keyClick(w, Qt.Key.Key_F5)
     qtbot.waitUntil(lambda: not w.trainer.running, timeout=5000)
 
