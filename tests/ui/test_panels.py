@@ -19,7 +19,7 @@ from bpviz.core.presets import preset_from_dict
 from bpviz.session.session import Session
 from bpviz.ui.panels import (PANEL_CLASSES, FeatureMapsPanel, GradientPanel, KernelsPanel,
                              LossPanel, Panel, SensitivityPanel)
-from bpviz.ui.panels import sensitivity
+from bpviz.ui.panels import colors, sensitivity
 from bpviz.ui.panels.colors import nice_ceil, sticky_limit
 from bpviz.ui.panels.base import fmt
 from bpviz.ui.panels.mosaic import (as_tiles, grid_layout, maps_layout, normalise_tiles, tile,
@@ -383,8 +383,10 @@ def test_gradient_bars_and_history_match_the_core(qtbot, cnn):
     assert sorted(bars) == [0, 2, 5]                        # NaN layers skipped
     for i, v in bars.items():
         assert v == pytest.approx(np.linalg.norm(cnn.net.layers[i].grads["W"]), rel=1e-9)
-    assert [label.text for _, label in p.history_legend.items] == \
-        ["0 Conv2D", "2 Conv2D", "5 Dense"]                      # one entry per curve
+    assert [i for i, _ in p.history_keys] == [0, 2, 5]           # one key per curve
+    title = p.history.titleLabel.text
+    assert all(colors.series_color(i).name() in title for i in (0, 2, 5))
+    assert p.history.legend is None                               # nothing over the curves
     labels = [t for _, t in p.bars.getAxis("bottom")._tickLevels[0]]
     assert labels[0].replace("\n", " ") == "0 Conv2D" and len(labels) == 6
     with qtbot.waitSignal(p.layerPicked) as picked:
@@ -392,6 +394,7 @@ def test_gradient_bars_and_history_match_the_core(qtbot, cnn):
     assert picked.args == [2]
     p.set_layer(2)
     assert p.highlight.getRegion() == (1.5, 2.5)
+    assert "<b>2</b>" in p.history.titleLabel.text and "<b>0</b>" not in p.history.titleLabel.text
     band, (y0, y1) = p.highlight.boundingRect(), p.bars.getViewBox().viewRange()[1]
     assert band.left() == 1.5 and band.right() == 2.5 and band.top() <= y0 < y1 <= band.bottom()
 

@@ -22,6 +22,8 @@ from .plots import FADED, PlotsPanel, Trace
 
 HINT = "No gradients yet — run the backward pass (F11 steps it layer by layer, F10 a whole step)"
 BAR_W = 0.36
+HISTORY_TITLE = "‖∂loss/∂W‖ per layer over steps (log)"
+KEYS_PER_ROW = 8           # history keys per title line (a long line widened the panel)
 
 
 class GradientPanel(PlotsPanel):
@@ -47,10 +49,9 @@ class GradientPanel(PlotsPanel):
         self.waiting = pg.TextItem("no gradients in this step yet — run the backward pass",
                                    anchor=(0.5, 0.5))
         self.bars.addItem(self.waiting, ignoreBounds=True)
-        self.history = self.add_plot(1, "‖∂loss/∂W‖ per layer over steps (log)", steps=True)
+        self.history = self.add_plot(1, HISTORY_TITLE, steps=True)
         self.history.disableAutoRange()                # ranges follow the data (follow)
-        self.history_legend = self.history.addLegend(offset=(4, 4), labelTextSize="8pt",
-                                                     colCount=1)
+        self.history_keys: list[tuple[int, str]] = []  # (layer, colour) per curve: the title
         self.curves: list[Trace | None] = []
         self.peaks = HistoryPeaks()                    # log10 ‖∂loss/∂W‖ per layer, reduced
         self._history_ticks = None
@@ -146,11 +147,9 @@ class GradientPanel(PlotsPanel):
         """New architecture: x-axis labels and one history curve per weighted layer."""
         self._arch = tuple((l.index, l.kind) for l in layers)
         self.peaks = HistoryPeaks()
-        legend = self.history_legend
         for curve in self.curves:
             if curve is not None:
                 self.history.removeItem(curve)
-                legend.removeItem(curve)
         self.curves = []
         for l in layers:
             if "W" not in l.params:
@@ -158,16 +157,20 @@ class GradientPanel(PlotsPanel):
                 continue
             curve = Trace(colors.series_color(l.index), name=f"{l.index} {l.kind}")
             self.history.addItem(curve)
-            legend.addItem(curve, curve.name())
             self.curves.append(curve)
-        # one short row of entries at the top, not a tall column over the curves
-        legend.setColumnCount(max(1, min(3, sum(c is not None for c in self.curves))))
+        self.history_keys = [(i, colors.series_color(i)) for i, _ in self._curve_items()]
         self._labels = [(l.index, l.kind) for l in layers]
         self._fit_tick_labels()
         self.apply_theme()
 
-    def legends(self) -> list:
-        return [self.history_legend]
+    def _history_title(self) -> str:
+        """The title names the curves: a coloured key per layer index (the bar chart above
+        gives each index its kind), the selected layer's in bold. A legend inside the plot
+        covered the first steps of every curve with its translucent box."""
+        keys = [colors.key_html(c, f"<b>{i}</b>" if i == self.layer_index else str(i))
+                for i, c in self.history_keys]
+        rows = [" ".join(keys[k:k + KEYS_PER_ROW]) for k in range(0, len(keys), KEYS_PER_ROW)]
+        return "<br>".join([HISTORY_TITLE] + rows)
 
     def theme_changed(self, fg) -> None:
         self.waiting.setColor(fg)
@@ -201,6 +204,7 @@ class GradientPanel(PlotsPanel):
             return
         self._selected = (index, self._arch)
         self.highlight.setRegion((index - 0.5, index + 0.5))
+        self.set_title(self.history, self._history_title())
         bg = colors.theme(self.palette())[0]
         for i, curve in self._curve_items():
             color = colors.series_color(i)
