@@ -50,7 +50,7 @@ def sci(value: float) -> str:
 
 
 def where(session, phase: str, index: int) -> str:
-    return f"{phase} · layer {index + 1}/{len(session.net.layers)}"
+    return f"{phase} · layer {index} ({index + 1} of {len(session.net.layers)})"
 
 
 @dataclass(eq=False)

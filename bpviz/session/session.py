@@ -90,7 +90,9 @@ class Session:
         total = len(self.net.layers)
         layer = self.net.layers[self.layer]
         state = " (done)" if self.done else ""
-        return f"{self.phase} · layer {self.layer + 1}/{total} {layer.kind}{state}"
+        # the layer's index as the sidebar and the panels number it, then the progress
+        return (f"{self.phase} · layer {self.layer} {layer.kind} "
+                f"({self.layer + 1} of {total}){state}")
 
     def _next_batch(self) -> np.ndarray:
         if self.trainer.mode == "sample":

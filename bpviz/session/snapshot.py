@@ -62,7 +62,7 @@ class Snapshot:
     phase: str                # "idle", "forward", "backward", "update"
     layer: int | None         # layer the cursor is on (None when no pass is in progress)
     done: bool                # the phase is complete
-    label: str                # e.g. "backward · layer 3/7 Conv2D"
+    label: str                # e.g. "backward · layer 2 Conv2D (3 of 7)"
     sample_index: int         # dataset index of the displayed sample
     batch_indices: np.ndarray
     x: np.ndarray             # the displayed input sample

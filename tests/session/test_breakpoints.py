@@ -40,7 +40,7 @@ def test_vanishing_stops_in_backward_at_the_first_layer_below_the_threshold():
     assert s.net.layers[expected - 1].delta is None              # not computed yet
     total = len(norms)
     assert hit.reason == (f"vanishing: layer {expected} Dense ‖δ‖ = {bp.sci(here)} < 0.001 "
-                          f"(backward · layer {expected + 1}/{total})")
+                          f"(backward · layer {expected} ({expected + 1} of {total}))")
     assert [h.layer for h in got] == [expected] and got[0].reason == hit.reason
 
 

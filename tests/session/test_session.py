@@ -61,7 +61,7 @@ def test_phase_labels_name_layer_and_kind():
     s.forward()
     s.step_into()
     n = len(s.net.layers)
-    assert s.label() == f"backward · layer {n}/{n} {s.net.layers[-1].kind}"
+    assert s.label() == f"backward · layer {n - 1} {s.net.layers[-1].kind} ({n} of {n})"
 
 
 def test_finish_pass_runs_to_phase_boundaries():

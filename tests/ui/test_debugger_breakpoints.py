@@ -101,7 +101,7 @@ def test_f5_stops_at_the_vanishing_layer_in_the_window(qtbot, make_window):
     here = norm(s.net.layers[2].delta)
     assert here < 1e-3 <= norm(s.net.layers[3].delta)
     reason = p.log_rows()[0][3]
-    assert reason.startswith("vanishing: layer 2 Dense") and "(backward · layer 3/7)" in reason
+    assert reason.startswith("vanishing: layer 2 Dense") and "(backward · layer 2 (3 of 7))" in reason
     assert reason in w.statusBar().currentMessage()
     assert w.panels["sensitivityDock"].layer_index == 2      # selected everywhere
 

@@ -88,7 +88,7 @@ def test_a_mid_pass_record_shows_the_pass_as_it_was(make_window, qtbot):
                if r.phase == "forward" and r.layer == 1)
     panel.slider.setValue(pos)
     np.testing.assert_array_equal(w.panels["featureMapsDock"].displayed()["z"], z_then)
-    assert w.phase_label.text().startswith("forward · layer 2/6")
+    assert w.phase_label.text().startswith("forward · layer 1 MaxPool2D (2 of 6)")
     f10(qtbot, w)                                      # stepping returns to the present
     assert panel.position is None and w.steps_label.text() == "step 4"
 

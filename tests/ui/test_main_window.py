@@ -111,7 +111,7 @@ def test_f11_walks_the_backward_pass_and_panels_follow_the_cursor(window, qtbot)
         np.testing.assert_array_equal(sens(w).displayed()["delta"], layer.delta[0])
         assert w.builder.current_layer() == expected
         assert w.phase_label.text() == s.label()
-        assert f"layer {expected + 1}/{n}" in w.phase_label.text()
+        assert f"layer {expected} {layer.kind} ({expected + 1} of {n})" in w.phase_label.text()
     key(qtbot, w, Qt.Key.Key_F11)          # the update
     assert s.phase == "update" and s.step_count == 1
     assert w.steps_label.text() == "step 1"
