@@ -71,6 +71,8 @@ class Session:
         self.last_error = None
 
     # ----- cursor ----------------------------------------------------------------------------
+    _training = False                            # inside continuous training (train_step)
+
     def _reset_cursor(self):
         self.phase, self.layer, self.done = "idle", None, True
         self._gen = None
@@ -94,10 +96,19 @@ class Session:
         return (f"{self.phase} · layer {self.layer} {layer.kind} "
                 f"({self.layer + 1} of {total}){state}")
 
-    def _next_batch(self) -> np.ndarray:
+    def _next_batch(self, watched: bool = True) -> np.ndarray:
+        """The next batch. Stepped by hand (``watched``), a mini- or full batch starts with
+        the selected sample, which the panels draw (they show a batch's first sample): the
+        Data panel and the panels then show the same sample, the one the user picked. It
+        replaces the batch's last member unless it is already in. Continuous training takes
+        the trainer's batches as they are (one sample in every batch would bias it)."""
         if self.trainer.mode == "sample":
             return np.array([self.sample_index])
-        return self.trainer.next_indices()
+        batch = self.trainer.next_indices()
+        if watched:
+            rest = batch[batch != self.sample_index][:len(batch) - 1]
+            batch = np.concatenate(([self.sample_index], rest)).astype(batch.dtype)
+        return batch
 
     def _advance(self) -> None:
         """One layer of the current generator; mark the phase done after its last layer."""
@@ -114,7 +125,7 @@ class Session:
 
     def _start_forward(self, new_batch: bool) -> None:
         if new_batch:
-            self.batch = self._next_batch()
+            self.batch = self._next_batch(watched=not self._training)
         self.phase, self.done, self.loss = "forward", False, None
         self._gen = self.net.iter_forward(self.dataset.x[self.batch])
 
@@ -216,11 +227,15 @@ class Session:
     def _train_step_with_breakpoints(self) -> None:
         """One step unit by unit, stopping (cursor left there) when a condition holds."""
         start = self.step_count
-        while self.step_count == start:
-            self.step_into()
-            reason = self.check_breakpoints()
-            if reason:
-                raise BreakpointHit(reason, self.phase, self.layer)
+        self._training = True                    # the trainer's batches, as train_step's
+        try:
+            while self.step_count == start:
+                self.step_into()
+                reason = self.check_breakpoints()
+                if reason:
+                    raise BreakpointHit(reason, self.phase, self.layer)
+        finally:
+            self._training = False
 
     def train_step(self) -> None:
         """One whole step without announcing (continuous training)."""
@@ -230,7 +245,7 @@ class Session:
         if not self._after_step_boundary():
             self.update()
             return
-        self.batch = self._next_batch()
+        self.batch = self._next_batch(watched=False)
         self.phase = "forward"
         self.net.forward(self.dataset.x[self.batch])
         self.phase = "backward"

@@ -134,8 +134,9 @@ class TrainingPanel(QWidget):
         n = len(self.session.dataset)
         per_step = {"sample": 1, "full-batch": n}.get(t["mode"], min(t["batch_size"], n))
         note = f"{per_step} of {n} samples per step"
-        if per_step > 1:        # the sample chooser picks the sample of per-sample mode only
-            note += "; the panels show the first sample of each batch"
+        if per_step > 1:        # see Session._next_batch
+            note += ("; stepped by hand, each batch includes the selected sample and the "
+                     "panels show it (while running: each batch's first sample)")
         self.batch_note.setText(note)
         if not keep_error:
             self.error_label.clear()

@@ -188,3 +188,29 @@ def test_dataset_with_too_many_classes_is_refused():
     with pytest.raises(ValueError, match="5 classes but the output layer has 2 units"):
         s.set_dataset(five)
     assert s.dataset.name == "spirals"
+
+
+def test_a_batch_stepped_by_hand_starts_with_the_selected_sample():
+    """Mini-batch mode, stepped by hand: the panels draw the batch's first sample, which is
+    the one the user selected (in the batch once, batch size kept); the rest is the
+    trainer's batch."""
+    s, twin = Session("cnn-shapes"), Session("cnn-shapes")      # same seed, same batches
+    assert s.trainer.mode == "mini-batch"
+    s.select_sample(7)
+    s.forward()
+    expected = twin.trainer.next_indices()
+    assert s.batch[0] == 7 and len(s.batch) == len(expected) == s.trainer.batch_size
+    assert len(set(s.batch.tolist())) == len(s.batch)
+    others = [i for i in expected.tolist() if i != 7]
+    assert s.batch[1:].tolist() == others[:len(expected) - 1]
+    snap = s.snapshot()
+    assert snap.sample_index == s.sample_index == 7
+    np.testing.assert_array_equal(snap.x, s.dataset.x[7])
+
+
+def test_continuous_training_takes_the_trainers_batches_unchanged():
+    s, twin = Session("cnn-shapes"), Session("cnn-shapes")
+    s.select_sample(7)
+    for _ in range(3):
+        s.train_step()
+        np.testing.assert_array_equal(s.batch, twin.trainer.next_indices())

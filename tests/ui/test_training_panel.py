@@ -61,7 +61,7 @@ def test_mode_and_batch_size(qtbot, panel):
     panel.mode_combo.setCurrentIndex(panel.mode_combo.findText("sample"))
     assert s.trainer.mode == "sample" and not panel.batch_spin.isEnabled()
     assert panel.batch_note.text().startswith("1 of 200")
-    assert "first sample" not in panel.batch_note.text()
+    assert "selected sample" not in panel.batch_note.text()
     panel.mode_combo.setCurrentIndex(panel.mode_combo.findText("mini-batch"))
     assert panel.batch_spin.isEnabled()
     panel.batch_spin.selectAll()
@@ -70,7 +70,7 @@ def test_mode_and_batch_size(qtbot, panel):
     assert s.trainer.batch_size == 8 and s.trainer.effective_batch == 8
     # the panels draw one sample of the batch: the note says which
     assert panel.batch_note.text().startswith("8 of 200")
-    assert "first sample of each batch" in panel.batch_note.text()
+    assert "includes the selected sample and the panels show it" in panel.batch_note.text()
     panel.mode_combo.setCurrentIndex(panel.mode_combo.findText("full-batch"))
     assert s.trainer.mode == "full-batch" and panel.batch_note.text().startswith("200 of 200")
 
