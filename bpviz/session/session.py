@@ -91,7 +91,7 @@ class Session:
             return f"update · step {self.step_count} applied"
         total = len(self.net.layers)
         layer = self.net.layers[self.layer]
-        state = " (done)" if self.done else ""
+        state = " · done" if self.done else ""
         # the layer's index as the sidebar and the panels number it, then the progress
         return (f"{self.phase} · layer {self.layer} {layer.kind} "
                 f"({self.layer + 1} of {total}){state}")
