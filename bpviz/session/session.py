@@ -113,6 +113,9 @@ class Session:
     def _advance(self) -> None:
         """One layer of the current generator; mark the phase done after its last layer."""
         self.layer = next(self._gen)
+        if self.phase == "backward" and self.loss is None:   # known from the first layer on
+            self.loss = self.net.loss_value
+            self.acc = accuracy(self.net.layers[-1].a, np.asarray(self.targets()))
         last = len(self.net.layers) - 1 if self.phase == "forward" else 0
         if self.layer == last:
             for _ in self._gen:          # let the generator finish its bookkeeping
@@ -126,7 +129,7 @@ class Session:
     def _start_forward(self, new_batch: bool) -> None:
         if new_batch:
             self.batch = self._next_batch(watched=not self._training)
-        self.phase, self.done, self.loss = "forward", False, None
+        self.phase, self.done, self.loss, self.acc = "forward", False, None, None
         self._gen = self.net.iter_forward(self.dataset.x[self.batch])
 
     def _start_backward(self) -> None:

@@ -214,3 +214,17 @@ def test_continuous_training_takes_the_trainers_batches_unchanged():
     for _ in range(3):
         s.train_step()
         np.testing.assert_array_equal(s.batch, twin.trainer.next_indices())
+
+
+def test_loss_and_accuracy_belong_to_the_pass_in_progress():
+    """A new forward pass clears both; the first backward layer already knows both."""
+    s = Session("cnn-shapes")
+    s.step()
+    assert s.loss is not None and s.acc is not None
+    s.step_into()                                   # the next step's forward starts
+    assert s.phase == "forward" and s.loss is None and s.acc is None
+    s.finish_pass()
+    s.step_into()                                   # the output layer's δ
+    assert s.phase == "backward" and s.loss == s.net.loss_value
+    out, t = s.net.layers[-1].a, s.targets()
+    assert s.acc == np.mean(np.argmax(out, axis=1) == np.asarray(t))
