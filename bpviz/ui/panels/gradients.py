@@ -51,7 +51,7 @@ class GradientPanel(PlotsPanel):
         self.bars.addItem(self.waiting, ignoreBounds=True)
         self.history = self.add_plot(1, HISTORY_TITLE, steps=True)
         self.history.disableAutoRange()                # ranges follow the data (follow)
-        self.history_keys: list[tuple[int, str]] = []  # (layer, colour) per curve: the title
+        self.history_keys: list[tuple[int, QColor]] = []   # (layer, colour) per curve: the title
         self.curves: list[Trace | None] = []
         self.peaks = HistoryPeaks()                    # log10 ‖∂loss/∂W‖ per layer, reduced
         self._history_ticks = None
