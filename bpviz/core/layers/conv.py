@@ -126,6 +126,11 @@ class ColumnGeometry:
         """δ (N, F, OH, OW) as (F, OH·OW·N) (a copy unless δ is in that memory order)."""
         return image_minor(delta).reshape(delta.shape[1], -1)
 
+    def input_gradient(self, W, d2, n):
+        """∂x (N, C, H, W) from δ as (F, OH·OW·N) columns ``d2`` (conv2d_backward_input)."""
+        dcols = column_product(W.reshape(W.shape[0], -1).T, d2)
+        return self.scatter(dcols, n)
+
     def scatter(self, dcols, n):
         """Sum (C·kh·kw, OH·OW·N) column gradients onto the pixels they read: ∂x (N, C, H, W).
 
@@ -179,10 +184,8 @@ def conv2d_backward_input(delta, W, input_hw, stride=(1, 1), padding=(0, 0), geo
     then adds its rows onto the input pixels it read. (Measured faster here than MATH.md's
     equivalent full correlation with the rotated kernel, whose matmul is skinny.)
     """
-    f, _, kh, kw = W.shape
-    g = geometry or ColumnGeometry(input_hw, (kh, kw), stride, padding)
-    dcols = column_product(W.reshape(f, -1).T, g.as_columns(delta))
-    return g.scatter(dcols, len(delta))
+    g = geometry or ColumnGeometry(input_hw, W.shape[2:], stride, padding)
+    return g.input_gradient(W, g.as_columns(delta), len(delta))
 
 
 class Conv2D(Layer):
@@ -263,6 +266,5 @@ class Conv2D(Layer):
         self.grads["b"] = np.add.reduce(d2, axis=1)      # = d2.sum(axis=1), less overhead
 
     def input_gradient(self):
-        f = self.filters
-        dcols = column_product(self.params["W"].reshape(f, -1).T, self._columns_of(self.delta))
-        return self._columns().scatter(dcols, len(self.delta))
+        return self._columns().input_gradient(self.params["W"], self._columns_of(self.delta),
+                                              len(self.delta))

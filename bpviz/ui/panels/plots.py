@@ -2,7 +2,7 @@
 
 One ``GraphicsLayoutWidget`` holding PlotItems, styled from the application palette; hover over
 any plot is turned into a read-out by the subclass's ``_hover(plot, x, y)``. Titles double as
-legends (coloured keys) and never force the panel wider than its dock; step axes tick whole
+legends (coloured keys; a legend inside a plot hides the curves under its box) and never force the panel wider than its dock; step axes tick whole
 steps only.
 
 History plots do not auto-range (that relabels both axes on every training step and paints
@@ -291,19 +291,7 @@ class PlotsPanel(Panel):
             colors.style_plot(plot, fg)
             plot.grid.set_color(fg, bg)
             self.set_title(plot, self._titles.get(id(plot), ""))
-        for legend in self.legends():
-            legend.setLabelTextColor(fg)
-            for _, label in legend.items:            # setAttr alone does not re-render
-                label.setText(label.text)
-                label.item.setCacheMode(CACHED)      # over the curves: repainted each frame
-            fill = pg.mkColor(bg)
-            fill.setAlpha(200)
-            legend.setBrush(pg.mkBrush(fill))
-            legend.setPen(pg.mkPen(None))
         self.theme_changed(fg)
-
-    def legends(self) -> list:
-        return [plot.legend for plot in self.plots if plot.legend is not None]
 
     def theme_changed(self, fg) -> None:
         """Hook for text that embeds colours (HTML titles)."""
