@@ -95,6 +95,10 @@ class DataPanel(QWidget):
         self.class_label = QLabel()
         self.class_label.setObjectName("sampleClass")
         self.class_label.setWordWrap(True)
+        self.shown_label = QLabel()         # when the panels draw another sample (note_shown)
+        self.shown_label.setObjectName("panelsSample")
+        self.shown_label.setWordWrap(True)
+        self.shown_label.hide()
 
         self.plot = pg.PlotWidget()
         self.plot.setObjectName("inputPreview")
@@ -139,9 +143,20 @@ class DataPanel(QWidget):
         layout.addWidget(self.description)
         layout.addWidget(self.error_label)
         layout.addWidget(self.class_label)
+        layout.addWidget(self.shown_label)
         layout.addWidget(self.plot, 1)
 
     # ----- public API ------------------------------------------------------------------------
+    def note_shown(self, index: int) -> None:
+        """Say so when the panels draw another sample than the selected one: after
+        continuous training (each batch's first) or a per-sample step (the selection has
+        moved on). The next step by hand takes the selected sample (Session._next_batch)."""
+        i = int(self.session.sample_index)
+        self.shown_label.setVisible(int(index) != i)
+        if int(index) != i:
+            self.shown_label.setText(f"The panels show sample {int(index)}, from the last "
+                                     f"step; F10 or F11 steps sample {i}.")
+
     def refresh(self) -> None:
         """Show ``session.dataset`` and ``session.sample_index``."""
         ds = self.session.dataset

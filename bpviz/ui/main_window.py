@@ -338,7 +338,9 @@ class MainWindow(FilesMixin, actions.LayoutMixin, QMainWindow):
         """Repaint from the session (GUI thread, not while the worker runs)."""
         if self.trainer.running:
             return
-        self.show_snapshot(self.session.snapshot())
+        snapshot = self.session.snapshot()
+        self.data_panel.note_shown(snapshot.sample_index)
+        self.show_snapshot(snapshot)
 
     def show_snapshot(self, snapshot, now: bool = False) -> None:
         """Draw ``snapshot`` in every visible panel (hidden ones are painted when shown).

@@ -283,3 +283,22 @@ def test_labels_a_bce_output_cannot_take_are_refused(qtbot, make_panel, tmp_path
     qtbot.mouseClick(p.file_button, Qt.LeftButton)
     assert "BCE target 2.0 is outside [0, 1]" in p.error_label.text()
     assert unchanged(s, before)
+
+
+def test_the_data_panel_says_when_the_panels_draw_another_sample(make_window, qtbot):
+    """After continuous training the panels draw the last batch's first sample: the Data
+    panel says which; the next step by hand draws the selected sample again."""
+    from PySide6.QtCore import Qt
+    w = make_window("cnn-shapes")
+    s, note = w.session, w.data_panel.shown_label
+    assert note.isHidden()                                  # start-up: the selected sample
+    for _ in range(3):
+        s.train_step()
+    w.refresh()
+    shown = int(s.batch[0])
+    assert shown != s.sample_index and not note.isHidden()
+    assert f"sample {shown}" in note.text() and f"steps sample {s.sample_index}" in note.text()
+    qtbot.keyClick(w, Qt.Key.Key_F10)
+    assert note.isHidden()
+    x = w.panels["featureMapsDock"].displayed()["x"]
+    np.testing.assert_array_equal(x, s.dataset.x[s.sample_index])
