@@ -13,6 +13,7 @@ import numpy as np
 
 from . import guard, losses
 from .errors import LayerConfigError, TargetError
+from .flat import ParamBuffer
 from .layers import Layer, layer_from_config
 from .layers.base import shape_text
 from .stack import (CONFIG_KEYS, DTYPES, MAX_PARAMS, MAX_VALUES_PER_SAMPLE,  # noqa: F401
@@ -83,6 +84,8 @@ class Network:
                 layer.build(shape, self._rng, self.dtype, i)
             shape = layer.output_shape
         self.layers, self.input_shape = list(new_layers), input_shape
+        self.buffer = ParamBuffer(self.layers, self.dtype)
+        self.buffer.adopt()
         self.clear_pass()
 
     def clear_pass(self):
@@ -197,7 +200,8 @@ class Network:
                     raise LayerConfigError(f"{layer.where()}: {k} contains NaN or Inf")
         for layer, p in zip(self.layers, params):
             for k, v in p.items():
-                layer.params[k] = np.array(v, dtype=self.dtype)
+                layer.params[k] = np.asarray(v, dtype=self.dtype)
+        self.buffer.adopt()                              # copies them into a new buffer
 
     # ----- passes ----------------------------------------------------------------------------
     def check_input(self, x) -> np.ndarray:
@@ -276,6 +280,7 @@ class Network:
         if out.a is None:
             raise TargetError("backward: run forward first; there is no output to compare")
         self.loss_value, grad, fused = self._output_error(t)
+        self.buffer.hand_out_grads()
         incoming_ok = bool(np.isfinite(self.loss_value))
         for i in range(len(self.layers) - 1, -1, -1):
             layer = self.layers[i]

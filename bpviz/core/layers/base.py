@@ -64,6 +64,9 @@ class Layer:
         self.notes: list[str] = []
         self.dtype = np.dtype(np.float64)
         self.x = self.z = self.a = self.delta = None
+        # Where the next backward pass writes each gradient: arrays a network handed out (views
+        # of one buffer for all its layers, see flat.py), or None: new arrays.
+        self.grad_slots: dict[str, np.ndarray] | None = None
 
     # ----- description -------------------------------------------------------------------
     def where(self) -> str:
@@ -100,6 +103,7 @@ class Layer:
         self.params = {k: v.astype(self.dtype) for k, v in self.init_params(rng).items()}
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self.x = self.z = self.a = self.delta = None
+        self.grad_slots = None
         return output_shape
 
     def init_params(self, rng: np.random.Generator) -> dict:
@@ -134,7 +138,16 @@ class Layer:
         """Take δ = ∂loss/∂z directly (fused loss), fill grads, return ∂loss/∂x (or None)."""
         self.delta = delta
         self.param_grads(delta)
+        self.grad_slots = None
         return self.input_gradient() if need_dx else None
+
+    def grad_out(self, key: str) -> np.ndarray:
+        """The array this pass's ∂``key`` is written into: a fresh one every pass, so that a
+        recorded update may keep the last pass's gradients without copying them."""
+        slots = self.grad_slots
+        if slots is None:
+            return np.empty_like(self.params[key])
+        return slots[key]
 
     def linear(self, x):
         raise NotImplementedError

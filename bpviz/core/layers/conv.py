@@ -262,8 +262,10 @@ class Conv2D(Layer):
         d2 = self._columns_of(delta)
         # (cols · δᵀ)ᵀ rather than δ · colsᵀ: the same sums, measured up to 1.7× faster here
         # with OpenBLAS for these skinny products (few filters, many positions).
-        self.grads["W"] = column_sum_product(self._cols, d2).T.reshape(self.params["W"].shape)
-        self.grads["b"] = np.add.reduce(d2, axis=1)      # = d2.sum(axis=1), less overhead
+        dW = self.grad_out("W")
+        np.copyto(dW.reshape(self.filters, -1), column_sum_product(self._cols, d2).T)
+        self.grads["W"] = dW
+        self.grads["b"] = np.add.reduce(d2, axis=1, out=self.grad_out("b"))   # = Σ δ
 
     def input_gradient(self):
         return self._columns().input_gradient(self.params["W"], self._columns_of(self.delta),

@@ -41,15 +41,14 @@ class Dense(Layer):
 
     def param_grads(self, delta):
         x = self.x
-        # Fresh arrays every pass, so a recorded update can keep them without copying.
         if len(x) == 1:
             # Outer product δ xᵀ: np.dot hands it to BLAS, ~2× faster here than the broadcast
             # product (np.matmul, with its inner dimension of 1, is ~3× slower). Each entry is
             # one rounded product either way, so the values are the same.
-            self.grads["W"] = np.dot(delta.T, x)
+            self.grads["W"] = np.dot(delta.T, x, out=self.grad_out("W"))
         else:
-            self.grads["W"] = delta.T @ x
-        self.grads["b"] = np.add.reduce(delta, axis=0)   # = delta.sum(axis=0), less overhead
+            self.grads["W"] = np.matmul(delta.T, x, out=self.grad_out("W"))
+        self.grads["b"] = np.add.reduce(delta, axis=0, out=self.grad_out("b"))  # = Σ δ
 
     def input_gradient(self):
         return self.delta @ self.params["W"]
