@@ -11,7 +11,12 @@ array (an edit, a test's broken layer) only sends the optimiser down its per-par
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
+
+POOL_SIZE = 4              # buffers a ParamBuffer keeps for reuse …
+POOL_MAX_BYTES = 2**26     # … when each is at most this large (64 MiB)
 
 
 class ParamBuffer:
@@ -28,29 +33,59 @@ class ParamBuffer:
         self.size = start
         self.params = self.grads = None   # the flat arrays
         self._param_views, self._grad_views = [], []
+        self._pool = []                   # [(flat array, its views)] for reuse
 
     def views(self, flat) -> list[np.ndarray]:
         """Each entry's view of a flat array (``flat`` in this buffer's layout)."""
         return [flat[sl].reshape(shape) for _, _, sl, shape in self.entries]
 
-    def adopt(self) -> None:
-        """Copy the layers' current parameters into a new buffer and make them its views."""
-        flat = np.empty(self.size, self.dtype)
-        for layer, key, sl, _ in self.entries:
-            flat[sl] = layer.params[key].ravel()
-        self.install(flat)
+    def fresh(self):
+        """(flat array, its views) that no one else can see: a kept one that nothing outside
+        this object references any more (no layer, record or caller holds it or a view of
+        it), else a new one.
 
-    def install(self, flat, views=None) -> None:
+        Reusing them keeps a training run on the same few buffers instead of two new
+        parameter-sized arrays a step, and their views need not be made again. (CPython
+        counts every reference, a view's reference to its base included, so an array whose
+        count is what this object alone accounts for can be reached by no one else.)
+        """
+        for entry in self._pool:
+            if self._unheld(entry):
+                return entry
+        flat = np.empty(self.size, self.dtype)
+        entry = (flat, self.views(flat))
+        if len(self._pool) < POOL_SIZE and flat.nbytes <= POOL_MAX_BYTES:
+            self._pool.append(entry)
+        return entry
+
+    @staticmethod
+    def _unheld(entry) -> bool:
+        # Unheld, the flat array is referenced by the entry, its views' bases and the call's
+        # argument; each view by the views list, the loop variable and the argument.
+        if sys.getrefcount(entry[0]) != len(entry[1]) + 2:
+            return False
+        for v in entry[1]:
+            if sys.getrefcount(v) != 3:
+                return False
+        return True
+
+    def adopt(self) -> None:
+        """Copy the layers' current parameters into a buffer of their own and make them its
+        views."""
+        flat, views = self.fresh()
+        for (layer, key, _, _), v in zip(self.entries, views):
+            np.copyto(v, layer.params[key])
+        self.install(flat, views)
+
+    def install(self, flat, views) -> None:
         """Make the layers' parameters the views of ``flat`` (new weights after an update)."""
-        views = self.views(flat) if views is None else views
         for (layer, key, _, _), v in zip(self.entries, views):
             layer.params[key] = v
         self.params, self._param_views = flat, views
 
     def hand_out_grads(self) -> None:
-        """A fresh gradient buffer for the backward pass that starts now."""
-        flat = np.empty(self.size, self.dtype)
-        views = self.views(flat)
+        """A gradient buffer no one else holds for the backward pass that starts now."""
+        flat, views = self.fresh()
         for layer, _, _, _ in self.entries:
             layer.grad_slots = {}
         for (layer, key, _, _), v in zip(self.entries, views):

@@ -8,7 +8,6 @@ app can show all of them. A non-finite update is never applied.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -68,14 +67,34 @@ class ParamUpdate:
         return f"ParamUpdate(shape={self.after.shape}, clipped={self.clipped})"
 
 
-@dataclass
 class UpdateRecord:
-    lr: float
-    l2: float
-    momentum: float
-    grad_norm: float                 # global ‖∂loss/∂θ‖ before norm clipping
-    clip_factor: float               # global norm-clipping factor (1.0 when none)
-    layers: list[dict[str, ParamUpdate]] = field(default_factory=list)
+    """One update: the settings it used, the global gradient norm, and per layer a dict of
+    ``ParamUpdate`` by parameter name (``layers``, made on first use when the step left a
+    recipe for it: most steps of a training run are never looked at)."""
+
+    __slots__ = ("lr", "l2", "momentum", "grad_norm", "clip_factor", "_layers", "_make")
+
+    def __init__(self, lr: float, l2: float, momentum: float, grad_norm: float,
+                 clip_factor: float, layers=None, make=None):
+        self.lr, self.l2, self.momentum = lr, l2, momentum
+        self.grad_norm = grad_norm          # global ‖∂loss/∂θ‖ before norm clipping
+        self.clip_factor = clip_factor      # global norm-clipping factor (1.0 when none)
+        self._layers = [] if layers is None and make is None else layers
+        self._make = make
+
+    @property
+    def layers(self) -> list[dict[str, ParamUpdate]]:
+        if self._layers is None:
+            self._layers, self._make = self._make(), None
+        return self._layers
+
+    @layers.setter
+    def layers(self, value) -> None:
+        self._layers, self._make = value, None
+
+    def __repr__(self) -> str:
+        return (f"UpdateRecord(lr={self.lr}, l2={self.l2}, momentum={self.momentum}, "
+                f"grad_norm={self.grad_norm}, clip_factor={self.clip_factor})")
 
 
 class SGD:
@@ -144,18 +163,22 @@ class SGD:
         """The plain step W ← W − η g over the network's whole parameter and gradient buffers
         (flat.py): the norm, the update and the new weights in three NumPy calls. The record
         holds views of them, equal element by element to what ``_step`` makes."""
-        buf = net.buffer
+        buf, lr = net.buffer, self.lr
         norm = math.sqrt(float(np.vdot(grads, grads)))
-        after = np.multiply(grads, -self.lr)
+        after, views = buf.fresh()
+        np.multiply(grads, -lr, out=after)
         after += params
-        views = buf.views(after)
-        entries = {id(layer): {} for layer in net.layers}
-        for (layer, k, _, _), a in zip(buf.entries, views):
-            g = layer.grads[k]
-            entries[id(layer)][k] = ParamUpdate(layer.params[k], g, g, None, None, a, 0,
-                                                lr=self.lr)
-        record = UpdateRecord(self.lr, self.l2, self.momentum, norm, 1.0,
-                              [entries[id(layer)] for layer in net.layers])
+        used = [(layer, k, layer.params[k], layer.grads[k], a)
+                for (layer, k, _, _), a in zip(buf.entries, views)]
+        layers = net.layers
+
+        def make():
+            entries = {id(layer): {} for layer in layers}
+            for layer, k, before, g, a in used:
+                entries[id(layer)][k] = ParamUpdate(before, g, g, None, None, a, 0, lr=lr)
+            return [entries[id(layer)] for layer in layers]
+
+        record = UpdateRecord(lr, self.l2, self.momentum, norm, 1.0, make=make)
         return self._apply(net, record, {}, after, views)
 
     def _step(self, net) -> UpdateRecord:
@@ -164,8 +187,7 @@ class SGD:
         clipped, norm, factor = self._clipped(net)
         record = UpdateRecord(self.lr, self.l2, self.momentum, norm, factor)
         new_velocity = {}
-        after = np.empty(net.buffer.size, net.buffer.dtype)
-        views = net.buffer.views(after)
+        after, views = net.buffer.fresh()
         entries = {id(layer): {} for layer in net.layers}
         for (layer, k, raw, g, count), out in zip(clipped, views):
             entries[id(layer)][k] = self._param_update(layer, k, raw, g, count, new_velocity, out)
@@ -197,11 +219,10 @@ class SGD:
         # Weights are always finite (checked on load and on every update), so a finite
         # gradient norm with no overflow risk proves every ``after`` finite too.
         if not (math.isfinite(norm) and self.lr * (norm + 1.0) < 1e100 and self.l2 < 1e100):
-            for layer, entry in zip(net.layers, record.layers):
-                for k, u in entry.items():
-                    if not guard.is_finite(u.after):
-                        raise NonFiniteError(guard.report("update", layer, layer.index, k,
-                                                          u.after, math.isfinite(norm)))
+            for (layer, k, _, _), a in zip(net.buffer.entries, views):
+                if not guard.is_finite(a):
+                    raise NonFiniteError(guard.report("update", layer, layer.index, k, a,
+                                                      math.isfinite(norm)))
         net.buffer.install(after, views)                   # all finite: apply together
         self.velocity.update(new_velocity)
         self.steps += 1
