@@ -32,7 +32,7 @@ class ParamBuffer:
                 start += p.size
         self.size = start
         self.params = self.grads = None   # the flat arrays
-        self._param_views, self._grad_views = [], []
+        self.param_views, self.grad_views = [], []   # their views, in ``entries`` order
         self._pool = []                   # [(flat array, its views)] for reuse
 
     def views(self, flat) -> list[np.ndarray]:
@@ -61,8 +61,10 @@ class ParamBuffer:
     @staticmethod
     def _unheld(entry) -> bool:
         # Unheld, the flat array is referenced by the entry, its views' bases and the call's
-        # argument; each view by the views list, the loop variable and the argument.
-        if sys.getrefcount(entry[0]) != len(entry[1]) + 2:
+        # argument; the views list by the entry and the argument (a record may hold the list
+        # rather than its views); each view by the list, the loop variable and the argument.
+        if (sys.getrefcount(entry[0]) != len(entry[1]) + 2
+                or sys.getrefcount(entry[1]) != 2):
             return False
         for v in entry[1]:
             if sys.getrefcount(v) != 3:
@@ -81,7 +83,7 @@ class ParamBuffer:
         """Make the layers' parameters the views of ``flat`` (new weights after an update)."""
         for (layer, key, _, _), v in zip(self.entries, views):
             layer.params[key] = v
-        self.params, self._param_views = flat, views
+        self.params, self.param_views = flat, views
 
     def hand_out_grads(self) -> None:
         """A gradient buffer no one else holds for the backward pass that starts now."""
@@ -90,14 +92,14 @@ class ParamBuffer:
             layer.grad_slots = {}
         for (layer, key, _, _), v in zip(self.entries, views):
             layer.grad_slots[key] = v
-        self.grads, self._grad_views = flat, views
+        self.grads, self.grad_views = flat, views
 
     def current(self):
         """(parameter buffer, gradient buffer) when every layer's parameters and gradients are
         still their views, else None."""
         if self.grads is None:
             return None
-        for (layer, key, _, _), p, g in zip(self.entries, self._param_views, self._grad_views):
+        for (layer, key, _, _), p, g in zip(self.entries, self.param_views, self.grad_views):
             if layer.params[key] is not p or layer.grads[key] is not g:
                 return None
         return self.params, self.grads

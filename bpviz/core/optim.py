@@ -7,6 +7,7 @@ app can show all of them. A non-finite update is never applied.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -151,32 +152,35 @@ class SGD:
         for layer in net.layers:
             if layer.params and layer.delta is None:
                 raise SettingsError("update: no gradients yet; run forward and backward first")
+        plain = (self.clip_value is None and self.clip_norm is None
+                 and self.momentum == 0 and self.l2 == 0)
+        flat = net.buffer.current() if plain else None
+        if flat is not None:
+            return self._flat_step(net, *flat)
         with np.errstate(over="ignore", invalid="ignore"):   # non-finite is reported below
-            plain = (self.clip_value is None and self.clip_norm is None
-                     and self.momentum == 0 and self.l2 == 0)
-            flat = net.buffer.current() if plain else None
-            if flat is not None:
-                return self._flat_step(net, *flat)
             return self._step(net)
 
     def _flat_step(self, net, params, grads) -> UpdateRecord:
         """The plain step W ← W − η g over the network's whole parameter and gradient buffers
         (flat.py): the norm, the update and the new weights in three NumPy calls. The record
-        holds views of them, equal element by element to what ``_step`` makes."""
+        holds the views of all three (the lists the buffer keeps), equal element by element
+        to what ``_step`` makes; its ``ParamUpdate``s are made when someone asks."""
         buf, lr = net.buffer, self.lr
-        norm = math.sqrt(float(np.vdot(grads, grads)))
+        norm = math.sqrt(float(np.vdot(grads, grads)))       # (BLAS: never a NumPy warning)
         after, views = buf.fresh()
-        np.multiply(grads, -lr, out=after)
-        after += params
-        used = [(layer, k, layer.params[k], layer.grads[k], a)
-                for (layer, k, _, _), a in zip(buf.entries, views)]
-        layers = net.layers
+        # A norm that proves the new weights finite also rules out any overflow to silence.
+        with (contextlib.nullcontext() if self._proves_finite(norm)
+              else np.errstate(over="ignore", invalid="ignore")):
+            np.multiply(grads, -lr, out=after)
+            after += params
+        layers, entries = net.layers, buf.entries
+        befores, used = buf.param_views, buf.grad_views
 
         def make():
-            entries = {id(layer): {} for layer in layers}
-            for layer, k, before, g, a in used:
-                entries[id(layer)][k] = ParamUpdate(before, g, g, None, None, a, 0, lr=lr)
-            return [entries[id(layer)] for layer in layers]
+            rows = {id(layer): {} for layer in layers}
+            for (layer, k, _, _), before, g, a in zip(entries, befores, used, views):
+                rows[id(layer)][k] = ParamUpdate(before, g, g, None, None, a, 0, lr=lr)
+            return [rows[id(layer)] for layer in layers]
 
         record = UpdateRecord(lr, self.l2, self.momentum, norm, 1.0, make=make)
         return self._apply(net, record, {}, after, views)
@@ -212,13 +216,16 @@ class SGD:
         np.add(W, step, out=out)
         return ParamUpdate(W, raw, g, decay, step, out, count)
 
+    def _proves_finite(self, norm: float) -> bool:
+        """Weights are always finite (checked on load and on every update), so a finite
+        gradient norm with no overflow risk proves every new weight finite too."""
+        return math.isfinite(norm) and self.lr * (norm + 1.0) < 1e100 and self.l2 < 1e100
+
     def _apply(self, net, record, new_velocity, after, views) -> UpdateRecord:
         """Check the new weights (unless the norm proves them finite), then apply them all:
         ``after`` becomes the network's parameter buffer."""
         norm = record.grad_norm
-        # Weights are always finite (checked on load and on every update), so a finite
-        # gradient norm with no overflow risk proves every ``after`` finite too.
-        if not (math.isfinite(norm) and self.lr * (norm + 1.0) < 1e100 and self.l2 < 1e100):
+        if not self._proves_finite(norm):
             for (layer, k, _, _), a in zip(net.buffer.entries, views):
                 if not guard.is_finite(a):
                     raise NonFiniteError(guard.report("update", layer, layer.index, k, a,
