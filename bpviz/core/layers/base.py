@@ -125,20 +125,26 @@ class Layer:
         if self.output_shape is None:
             self._require_built()
         self.x = x
-        self.z = self.linear(x)
-        self.a = activations.forward(self.activation, self.z)
-        return self.a
+        z = self.z = self.linear(x)
+        # (identity, the pooling and flatten layers' activation, without a call: every call
+        # counts at batch 1)
+        a = self.a = z if self.activation == "identity" else \
+            activations.forward(self.activation, z)
+        return a
 
     def backward(self, grad_output: np.ndarray, need_dx: bool = True):
         """δ from ∂loss/∂a through the activation, then gradients and ∂loss/∂x."""
+        if self.activation == "identity":
+            return self.backward_delta(grad_output, need_dx)
         delta = activations.backward(self.activation, grad_output, self.z, self.a)
         return self.backward_delta(delta, need_dx)
 
     def backward_delta(self, delta: np.ndarray, need_dx: bool = True):
         """Take δ = ∂loss/∂z directly (fused loss), fill grads, return ∂loss/∂x (or None)."""
         self.delta = delta
-        self.param_grads(delta)
-        self.grad_slots = None
+        if self.params:
+            self.param_grads(delta)
+            self.grad_slots = None
         return self.input_gradient() if need_dx else None
 
     def grad_out(self, key: str) -> np.ndarray:

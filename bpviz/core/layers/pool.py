@@ -123,7 +123,9 @@ _ORDERS = (((0, 1, 2, 3), (0, 1, 2, 3), False), ((1, 0, 2, 3), (1, 0, 2, 3), Fal
 
 def _memory_order(x):
     """The first of ``_ORDERS`` in which x is C-contiguous, else NCHW (for a copy)."""
-    for order in _ORDERS:
+    if x.flags.c_contiguous:             # NCHW (at batch 1 also the image-innermost order)
+        return _ORDERS[0]
+    for order in _ORDERS[1:]:
         if x.transpose(order[0]).flags.c_contiguous:
             return order
     return _ORDERS[0]
@@ -141,15 +143,21 @@ class MaxPool2D(_Pool2D):
     kind = "MaxPool2D"
     fill = -np.inf
     _stages = None                       # the tiled forward's intermediates, for backward
+    _tiled = False                       # windows tile the input (set by build)
 
     def _tiles(self) -> bool:
         (_, h, w), (kh, kw) = self.input_shape, self.size
         return (self.stride == self.size and self.padding == (0, 0)
                 and h % kh == 0 and w % kw == 0)
 
+    def build(self, input_shape, rng=None, dtype=np.float64, index=None):
+        out = super().build(input_shape, rng, dtype, index)
+        self._tiled = self._tiles()
+        return out
+
     def linear(self, x):
         self._stages = None
-        if self._tiles():
+        if self._tiled:
             out = self._tiled_forward(x)
         else:
             xp = self._padded(x)
@@ -161,15 +169,17 @@ class MaxPool2D(_Pool2D):
     def _tiled_forward(self, x):
         order = _memory_order(x)
         axes, inverse, images_last = order
-        m = np.ascontiguousarray(x.transpose(axes))
+        m = x if order is _ORDERS[0] and x.flags.c_contiguous else \
+            np.ascontiguousarray(x.transpose(axes))
         (kh, kw), (h, w) = self.size, self.input_shape[1:]
         oh, ow = h // kh, w // kw
         b = m.shape[3] if images_last else 1                # values per window position
         cols = m.reshape(-1, ow, kw, b)                 # [row, window column, offset, image]
-        col_max = _max_of([cols[:, :, n] for n in range(kw)])
+        # (iterating a transposed view makes each offset's view in C, cheaper than indexing)
+        col_max = _max_of(list(cols.transpose(2, 0, 1, 3)))
         rows = col_max.reshape(-1, kh, ow * b)
-        out = _max_of([rows[:, r] for r in range(kh)])
-        self._xp, self._stages = x, (cols, col_max, out, order)
+        out = _max_of(list(rows.transpose(1, 0, 2)))
+        self._xp, self._stages = x, (cols, col_max, out, order, m.shape)
         shape = (m.shape[0], oh, ow, b) if images_last else m.shape[:2] + (oh, ow)
         return out.reshape(shape).transpose(inverse)
 
@@ -202,19 +212,18 @@ class MaxPool2D(_Pool2D):
         return dxp[:, :, p:p + h, q:q + w]
 
     def _tiled_backward(self):
-        cols, col_max, out, (axes, inverse, _) = self._stages
-        kh, kw = self.size
+        cols, col_max, out, (axes, inverse, _), shape = self._stages
+        kh = self.size[0]
         r2, wide = out.shape                                 # wide = OW · values per position
         d = self.delta.transpose(axes).reshape(r2, wide)
         d_rows = np.empty((r2, kh, wide), dtype=d.dtype)    # δ of each row's column winner
         rows = col_max.reshape(r2, kh, wide)
-        _first_max_shares(d, [rows[:, r] for r in range(kh)], out,
-                          [d_rows[:, r] for r in range(kh)])
+        _first_max_shares(d, list(rows.transpose(1, 0, 2)), out,
+                          list(d_rows.transpose(1, 0, 2)))
         dx = np.empty(cols.shape, dtype=d.dtype)
-        _first_max_shares(d_rows.reshape(col_max.shape), [cols[:, :, n] for n in range(kw)],
-                          col_max, [dx[:, :, n] for n in range(kw)])
-        nchw = (len(self.delta),) + self.input_shape
-        return dx.reshape([nchw[a] for a in axes]).transpose(inverse)
+        _first_max_shares(d_rows.reshape(col_max.shape), list(cols.transpose(2, 0, 1, 3)),
+                          col_max, list(dx.transpose(2, 0, 1, 3)))
+        return dx.reshape(shape).transpose(inverse)
 
     def kink_state(self):
         return None if self.z is None else self.routing()
