@@ -43,9 +43,9 @@ def column_product(a, cols):
     OpenBLAS runs LeNet's first conv (6×25 by 25×25088 at batch 32) ~3× slower in one call
     than in blocks that stay in cache; each entry is the same sum either way.
     """
-    blocks = column_blocks(cols.shape[1])
-    if len(blocks) == 1:
+    if cols.shape[1] <= 2 * COLUMN_BLOCK:               # one block (checked before the call)
         return a @ cols
+    blocks = column_blocks(cols.shape[1])
     out = np.empty((a.shape[0], cols.shape[1]), dtype=np.result_type(a, cols))
     for sl in blocks:
         np.matmul(a, cols[:, sl], out=out[:, sl])
@@ -56,6 +56,8 @@ def column_sum_product(cols, d):
     """cols · dᵀ, the sum over columns, a block of columns at a time (~2.5× faster for the
     first conv's ∂W at batch 32); the blocks' partial sums are added in order, so the result
     is deterministic, though rounded differently from one call."""
+    if cols.shape[1] <= 2 * COLUMN_BLOCK:
+        return cols @ d.T
     first, *rest = column_blocks(cols.shape[1])
     total = cols[:, first] @ d[:, first].T
     for sl in rest:
@@ -96,7 +98,7 @@ class ColumnGeometry:
     def pad(self, x):
         """x (N, C, H, W) into a zeroed (C, Hp, Wp, N) buffer."""
         n, c = x.shape[:2]
-        xm = image_minor(x)
+        xm = x.transpose(1, 2, 3, 0)                    # image_minor(x)
         if (self.hp, self.wp) == (self.h, self.w) and xm.flags.c_contiguous:
             return xm
         buf = np.zeros((c, self.hp, self.wp, n), dtype=x.dtype)
@@ -224,12 +226,17 @@ class Conv2D(Layer):
         return {"W": self._init_weight(rng, shape, c * kh * kw, self.filters * kh * kw),
                 "b": np.zeros(self.filters)}
 
+    def build(self, input_shape, rng=None, dtype=np.float64, index=None):
+        out = super().build(input_shape, rng, dtype, index)
+        self._geometry = ColumnGeometry(self.input_shape[1:], self.kernel_size, self.stride,
+                                        self.padding)
+        return out
+
     def _columns(self) -> ColumnGeometry:
-        g = self._geometry
-        if g is None or (g.h, g.w) != self.input_shape[1:]:
-            g = self._geometry = ColumnGeometry(self.input_shape[1:], self.kernel_size,
-                                                self.stride, self.padding)
-        return g
+        """The column geometry for the built input shape."""
+        if self._geometry is None:
+            self._require_built()
+        return self._geometry
 
     def linear(self, x):
         self._delta_columns = None

@@ -37,7 +37,9 @@ class Dense(Layer):
                 "b": np.zeros(self.units)}
 
     def linear(self, x):
-        return x @ self.params["W"].T + self.params["b"]
+        z = x @ self.params["W"].T
+        z += self.params["b"]                # in place: one array fewer than x Wᵀ + b
+        return z
 
     def param_grads(self, delta):
         x = self.x
