@@ -8,15 +8,21 @@ costs more than the arithmetic of a bias, the update took half the time.
 
 Nothing depends on the views staying in place: a parameter or gradient replaced by another
 array (an edit, a test's broken layer) only sends the optimiser down its per-parameter path.
+
+The per-entry work runs in ``map`` rather than Python loops: a step of LeNet runs ~6,000
+bytecodes in all, and these loops were a sixth of them.
 """
 from __future__ import annotations
 
 import sys
+from operator import attrgetter, getitem, is_, setitem
 
 import numpy as np
 
 POOL_SIZE = 4              # buffers a ParamBuffer keeps for reuse …
 POOL_MAX_BYTES = 2**26     # … when each is at most this large (64 MiB)
+
+_params_of, _grads_of = attrgetter("params"), attrgetter("grads")
 
 
 class ParamBuffer:
@@ -25,12 +31,18 @@ class ParamBuffer:
     def __init__(self, layers, dtype):
         self.dtype = np.dtype(dtype)
         self.entries = []                 # (layer, key, slice of the buffer, shape)
+        self._by_layer = []               # (layer, its keys, its first and last entry + 1)
         start = 0
         for layer in layers:
+            first = len(self.entries)
             for key, p in layer.params.items():
                 self.entries.append((layer, key, slice(start, start + p.size), p.shape))
                 start += p.size
+            if len(self.entries) > first:
+                self._by_layer.append((layer, list(layer.params), first, len(self.entries)))
         self.size = start
+        self._layers = [e[0] for e in self.entries]     # entry by entry, for map()
+        self._keys = [e[1] for e in self.entries]
         self.params = self.grads = None   # the flat arrays
         self.param_views, self.grad_views = [], []   # their views, in ``entries`` order
         self._pool = []                   # [(flat array, its views)] for reuse
@@ -62,14 +74,11 @@ class ParamBuffer:
     def _unheld(entry) -> bool:
         # Unheld, the flat array is referenced by the entry, its views' bases and the call's
         # argument; the views list by the entry and the argument (a record may hold the list
-        # rather than its views); each view by the list, the loop variable and the argument.
-        if (sys.getrefcount(entry[0]) != len(entry[1]) + 2
-                or sys.getrefcount(entry[1]) != 2):
-            return False
-        for v in entry[1]:
-            if sys.getrefcount(v) != 3:
-                return False
-        return True
+        # rather than its views); each view by the list and map's argument.
+        flat, views = entry
+        return (sys.getrefcount(flat) == len(views) + 3         # + the local name
+                and sys.getrefcount(views) == 3
+                and sum(map(sys.getrefcount, views)) == 2 * len(views))
 
     def adopt(self) -> None:
         """Copy the layers' current parameters into a buffer of their own and make them its
@@ -81,17 +90,14 @@ class ParamBuffer:
 
     def install(self, flat, views) -> None:
         """Make the layers' parameters the views of ``flat`` (new weights after an update)."""
-        for (layer, key, _, _), v in zip(self.entries, views):
-            layer.params[key] = v
+        list(map(setitem, map(_params_of, self._layers), self._keys, views))
         self.params, self.param_views = flat, views
 
     def hand_out_grads(self) -> None:
         """A gradient buffer no one else holds for the backward pass that starts now."""
         flat, views = self.fresh()
-        for layer, _, _, _ in self.entries:
-            layer.grad_slots = {}
-        for (layer, key, _, _), v in zip(self.entries, views):
-            layer.grad_slots[key] = v
+        for layer, keys, first, stop in self._by_layer:
+            layer.grad_slots = dict(zip(keys, views[first:stop]))
         self.grads, self.grad_views = flat, views
 
     def current(self):
@@ -99,7 +105,8 @@ class ParamBuffer:
         still their views, else None."""
         if self.grads is None:
             return None
-        for (layer, key, _, _), p, g in zip(self.entries, self.param_views, self.grad_views):
-            if layer.params[key] is not p or layer.grads[key] is not g:
-                return None
-        return self.params, self.grads
+        layers, keys = self._layers, self._keys
+        if (all(map(is_, map(getitem, map(_params_of, layers), keys), self.param_views))
+                and all(map(is_, map(getitem, map(_grads_of, layers), keys), self.grad_views))):
+            return self.params, self.grads
+        return None

@@ -93,16 +93,17 @@ class ColumnGeometry:
         self.oh = (h + 2 * ph - kh) // sh + 1
         self.ow = (w + 2 * pw - kw) // sw + 1
         self.hp, self.wp = h + 2 * ph, w + 2 * pw
+        self._inner = (slice(None), slice(ph, ph + h), slice(pw, pw + w))   # of a buffer
         self._target_cache = {}
+        self._view_cache = {}
 
     def pad(self, x):
         """x (N, C, H, W) into a zeroed (C, Hp, Wp, N) buffer."""
-        n, c = x.shape[:2]
         xm = x.transpose(1, 2, 3, 0)                    # image_minor(x)
-        if (self.hp, self.wp) == (self.h, self.w) and xm.flags.c_contiguous:
+        if self.hp == self.h and self.wp == self.w and xm.flags.c_contiguous:
             return xm
-        buf = np.zeros((c, self.hp, self.wp, n), dtype=x.dtype)
-        buf[:, self.ph:self.ph + self.h, self.pw:self.pw + self.w] = xm
+        buf = np.zeros((x.shape[1], self.hp, self.wp, len(x)), dtype=x.dtype)
+        buf[self._inner] = xm
         return buf
 
     def _view(self, buf):
@@ -110,10 +111,14 @@ class ColumnGeometry:
         kernel entry (c, m, n)'s column row. Offsets overlap each other (never themselves),
         so the view is added to one offset at a time. (Built with the ndarray constructor:
         ``as_strided`` costs ~10 µs a call.)"""
-        st = buf.strides
-        return np.ndarray((buf.shape[0], self.kh, self.kw, self.oh, self.ow, buf.shape[3]),
-                          buf.dtype, buf, 0,
-                          (st[0], st[1], st[2], st[1] * self.sh, st[2] * self.sw, st[3]))
+        key = (buf.shape, buf.strides)
+        spec = self._view_cache.get(key)
+        if spec is None:
+            st = buf.strides
+            spec = self._view_cache[key] = (
+                (buf.shape[0], self.kh, self.kw, self.oh, self.ow, buf.shape[3]),
+                (st[0], st[1], st[2], st[1] * self.sh, st[2] * self.sw, st[3]))
+        return np.ndarray(spec[0], buf.dtype, buf, 0, spec[1])
 
     def columns(self, buf):
         """(C·kh·kw, OH·OW·N) columns from the (C, Hp, Wp, N) input buffer."""
@@ -152,8 +157,7 @@ class ColumnGeometry:
             for m in range(self.kh):
                 for k in range(self.kw):
                     view[:, m, k] += dcols[:, m, k]
-        inner = buf[:, self.ph:self.ph + self.h, self.pw:self.pw + self.w]
-        return inner.transpose(3, 0, 1, 2)
+        return buf[self._inner].transpose(3, 0, 1, 2)
 
     def _targets(self, c, n):
         """Flat (C, Hp, Wp, N)-buffer position of every column entry, in column order."""
