@@ -209,15 +209,18 @@ def measure(fn, *, budget_s, min_runs, max_runs, warmup=1):
     return statistics.median(times), len(times)
 
 
-def measure_interleaved(fns, *, budget_s, min_runs, max_runs, warmup=5, block=5):
-    """Median seconds of each ``fns[name]()``, timed in alternating blocks: each block is one
-    step after the switch from the other implementations, then ``block`` steps timed.
+def measure_interleaved(fns, *, budget_s, min_runs, max_runs, warmup=5, block=10, settle=2):
+    """Median seconds of each ``fns[name]()``, timed in alternating blocks: each block runs
+    ``settle`` untimed steps after the switch from the other implementations, then ``block``
+    timed steps.
 
     Alternating keeps the bpviz/torch ratio fair when the machine's load changes during
-    the measurement (a shared 2-core box rarely stays quiet for minutes). The first step of
-    a block starts with the caches the other implementation left (measured here: +0.18 ms
-    for bpviz, +0.21 ms for torch at LeNet batch 1), which training, one step after another,
-    never does; it is kept apart and reported as ``after a switch``.
+    the measurement (a shared 2-core box rarely stays quiet for minutes). The first steps
+    of a block start with the caches the other implementation left, which training, one
+    step after another, never does (measured here at LeNet batch 1, against the tenth step
+    of a block: the first step +0.28 ms for bpviz and +0.25 ms for torch, the second +0.08
+    and +0.03 ms, the third +0.05 and +0.02 ms). The first step of each block is reported
+    apart, as ``after a switch``.
 
     Returns {name: (median of the timed steps, their count, median of the first steps)}.
     """
@@ -230,9 +233,11 @@ def measure_interleaved(fns, *, budget_s, min_runs, max_runs, warmup=5, block=5)
     start = time.perf_counter()
     while True:
         for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            first[name].append(time.perf_counter() - t0)
+            for i in range(settle):
+                t0 = time.perf_counter()
+                fn()
+                if i == 0:
+                    first[name].append(time.perf_counter() - t0)
             for _ in range(block):
                 t0 = time.perf_counter()
                 fn()

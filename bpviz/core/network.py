@@ -223,28 +223,40 @@ class Network:
 
         With ``check_each`` every layer is checked for NaN/Inf as it is computed; without, only
         the output is, and the first bad layer is then looked for in order (same report).
+        NumPy's overflow/invalid warnings are silenced while a layer computes (the guard
+        reports instead), per layer, so that a caller stepping the generator keeps its own
+        settings between steps.
         """
-        return self._forward_steps(x, check_each, quiet)
-
-    def _forward_steps(self, x, check_each, layer_quiet):
-        # NumPy's overflow/invalid warnings are silenced while a layer computes (the guard
-        # reports instead); ``layer_quiet`` does it per layer, so that a caller stepping the
-        # generator keeps its own settings between steps (None: the caller silenced them for
-        # the whole pass; a context per layer costs ~10 µs a step at batch 1).
-        x = self.check_input(x)
-        self.clear_pass()
-        self._x = x
-        a = x
+        a = self._start_forward(x)
         for i, layer in enumerate(self.layers):
-            if layer_quiet is None:
+            with quiet():
                 a = layer.forward(a)
-            else:
-                with layer_quiet():
-                    a = layer.forward(a)
             if check_each:
                 self._check_forward(i)
             yield i
-        if not check_each and not guard.is_finite(a):
+        if not check_each:
+            self._find_nonfinite_forward(a)
+
+    def forward(self, x) -> np.ndarray:
+        """The whole pass: ``iter_forward``'s steps in one loop under one warnings context
+        (at batch 1 a generator step and a context per layer cost ~2 % of a training step)."""
+        with quiet():
+            a = self._start_forward(x)
+            for layer in self.layers:
+                a = layer.forward(a)
+            self._find_nonfinite_forward(a)
+        return a
+
+    def _start_forward(self, x):
+        """Check x and forget the last pass; return the checked input."""
+        x = self.check_input(x)
+        self.clear_pass()
+        self._x = x
+        return x
+
+    def _find_nonfinite_forward(self, a) -> None:
+        """Check the output only; when it is not finite, look for the first bad layer."""
+        if not guard.is_finite(a):
             for i in range(len(self.layers)):
                 if not self._check_forward(i):
                     break
@@ -260,12 +272,6 @@ class Network:
                 return False
         return True
 
-    def forward(self, x) -> np.ndarray:
-        with quiet():                 # once for the whole pass: cheaper than once per layer
-            for _ in self._forward_steps(x, False, None):
-                pass
-        return self.layers[-1].a
-
     def iter_backward(self, t, check_each: bool = True):
         """Loss and δ^L first, then each layer's gradients, yielding its index (last to first).
 
@@ -273,30 +279,45 @@ class Network:
         loss and the first layer's δ (through its ∂b), which every non-finite δ upstream
         reaches.
         """
-        return self._backward_steps(t, check_each, quiet)
-
-    def _backward_steps(self, t, check_each, layer_quiet):
-        out = self.layers[-1]
-        if out.a is None:
-            raise TargetError("backward: run forward first; there is no output to compare")
-        self.loss_value, grad, fused = self._output_error(t)
-        self.buffer.hand_out_grads()
+        grad, fused = self._start_backward(t)
         incoming_ok = bool(np.isfinite(self.loss_value))
         for i in range(len(self.layers) - 1, -1, -1):
             layer = self.layers[i]
-            need_dx = i > 0
             back = layer.backward_delta if fused else layer.backward   # fused: grad is δ
             fused = False
-            if layer_quiet is None:
-                grad = back(grad, need_dx)
-            else:
-                with layer_quiet():
-                    grad = back(grad, need_dx)
+            with quiet():
+                grad = back(grad, i > 0)
             if check_each:
                 incoming_ok = self._guard_backward(layer, i, incoming_ok)
             yield i
+        self._end_backward(check_each)
+
+    def backward(self, t) -> float:
+        """The whole pass: ``iter_backward``'s steps in one loop under one warnings context;
+        returns the loss."""
+        with quiet():
+            grad, fused = self._start_backward(t)
+            for i in range(len(self.layers) - 1, -1, -1):
+                layer = self.layers[i]
+                grad = (layer.backward_delta if fused else layer.backward)(grad, i > 0)
+                fused = False
+            self._end_backward(False)
+        return self.loss_value
+
+    def _start_backward(self, t):
+        """The loss and the gradient at the output (δ^L itself when ``fused``); fresh
+        gradient arrays for the layers."""
+        if self.layers[-1].a is None:
+            raise TargetError("backward: run forward first; there is no output to compare")
+        self.loss_value, grad, fused = self._output_error(t)
+        self.buffer.hand_out_grads()
+        return grad, fused
+
+    def _end_backward(self, checked: bool) -> None:
+        """Without per-layer checks: check the loss and the first δ; when either is not
+        finite, look for the first bad tensor layer by layer."""
         self._input_grad = None
-        if not check_each and not (math.isfinite(self.loss_value) and self._first_delta_finite()):
+        if not checked and not (math.isfinite(self.loss_value) and self._first_delta_finite()):
             incoming_ok = math.isfinite(self.loss_value)
             for i in range(len(self.layers) - 1, -1, -1):
                 incoming_ok = self._guard_backward(self.layers[i], i, incoming_ok)
@@ -345,12 +366,6 @@ class Network:
                 self.nonfinite.append(guard.report("backward", layer, i, name, arr, incoming_ok))
                 return False
         return incoming_ok
-
-    def backward(self, t) -> float:
-        with quiet():
-            for _ in self._backward_steps(t, False, None):
-                pass
-        return self.loss_value
 
     @property
     def input_grad(self):
