@@ -19,8 +19,11 @@ from operator import attrgetter, getitem, is_, setitem
 
 import numpy as np
 
-POOL_SIZE = 4              # buffers a ParamBuffer keeps for reuse …
-POOL_MAX_BYTES = 2**26     # … when each is at most this large (64 MiB)
+# Buffers a ParamBuffer keeps for reuse: a step needs three (weights, gradients, new
+# weights), five while the app holds the last step's record (its weights before, its
+# gradients, and the current weights are its weights after) …
+POOL_SIZE = 5
+POOL_MAX_BYTES = 2**24     # … when each is at most this large (16 MiB)
 
 _params_of, _grads_of = attrgetter("params"), attrgetter("grads")
 

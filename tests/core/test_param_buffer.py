@@ -97,18 +97,26 @@ def test_held_records_and_arrays_keep_their_values_while_training_goes_on():
             assert all(np.array_equal(a, b) for a, b in zip(row[k], want[k]))
 
 
-def test_buffers_are_reused_when_nothing_holds_them():
-    """A training run whose records are dropped keeps to a few buffers (they stay alive in
-    the pool, and the weights always live in one of them)."""
+@pytest.mark.parametrize("hold_last", [False, True])
+def test_buffers_are_reused_when_nothing_holds_them(hold_last):
+    """A training run keeps to a few buffers (they stay alive in the pool, and the weights
+    always live in one of them), also when the last step's record is held, as the app's
+    session does."""
     net, opt = small_cnn(), SGD(lr=0.1)
     x, t = batch()
+
+    def step():                                  # the record kept until the next step, or not
+        record = train_step(net, opt, x, t)
+        return record if hold_last else None
+
     for _ in range(3):
-        train_step(net, opt, x, t)
+        last = step()
     refs = []
     for _ in range(8):
-        train_step(net, opt, x, t)
+        last = step()
         refs.append(weakref.ref(net.buffer.params))
         refs.append(weakref.ref(net.buffer.grads))
+    assert (last is not None) == hold_last
     alive = {id(r()) for r in refs if r() is not None}
     assert all(r() is not None for r in refs)
     assert len(alive) <= flat_module.POOL_SIZE
