@@ -230,16 +230,22 @@ def test_dock_is_hidden_and_unbuilt_by_default(window, qtbot):
     assert isinstance(panel, GradCheckPanel) and panel.session is window.session
 
 
-def test_a_new_session_stops_the_check_and_rebuilds_the_panel(window, qtbot):
+def test_a_new_session_stops_the_check_and_rebuilds_the_panel(window, qtbot, monkeypatch):
     from bpviz.session.session import Session
+    # Held after its first coordinate until the old panel is gone (as in the test above):
+    # the whole check takes ~0.2 s now, and finished before the new session was made.
+    gate = threading.Event()
+    after_each_coordinate(monkeypatch, lambda: gate.wait(10))
     panel = open_dock(window, qtbot)
     panel.coords.setValue(0)
+    panel.destroyed.connect(lambda *_: gate.set())
     qtbot.mouseClick(panel.run_button, LEFT)
     job = panel.job
     qtbot.waitUntil(lambda: job.done > 0, timeout=10000)
     window.set_session(Session("xor"))
     qtbot.waitUntil(lambda: job.result is not None, timeout=10000)
-    assert job.result.cancelled
+    assert job.result.cancelled and job.done < job.total
+    assert gate.is_set()                         # (so the new panel's check runs unpaced)
     fresh = open_dock(window, qtbot)
     assert fresh is not panel and fresh.session is window.session
     job = run(qtbot, fresh, 0)
