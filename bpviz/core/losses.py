@@ -22,17 +22,23 @@ def is_fused(loss: str, activation: str) -> bool:
 
 
 _IDENTITIES: dict = {}
+IDENTITY_MAX_CLASSES = 1024     # one-hot rows taken from a kept identity up to this many classes
 
 
-def _identity(k: int, dtype) -> np.ndarray:
-    """The k×k identity, kept: its rows are the one-hot targets (taking them is ~4× cheaper
-    than filling zeros at batch 1)."""
+def _one_hot(labels: np.ndarray, k: int, dtype) -> np.ndarray:
+    """One-hot rows for integer ``labels`` < k (a new array). Up to IDENTITY_MAX_CLASSES
+    classes they are taken from a kept k×k identity (~4× cheaper than filling zeros at
+    batch 1); beyond, the identity would be too large to keep."""
+    if k > IDENTITY_MAX_CLASSES:
+        onehot = np.zeros((len(labels), k), dtype=dtype)
+        onehot[np.arange(len(labels)), labels] = 1
+        return onehot
     key = (k, np.dtype(dtype).str)
     eye = _IDENTITIES.get(key)
     if eye is None:
         eye = _IDENTITIES[key] = np.eye(k, dtype=dtype)
         eye.flags.writeable = False
-    return eye
+    return eye.take(labels, axis=0)
 
 
 def targets(loss: str, t, out_shape: tuple, dtype) -> np.ndarray:
@@ -65,7 +71,7 @@ def targets(loss: str, t, out_shape: tuple, dtype) -> np.ndarray:
                 wrong = (labels < 0) | (labels >= k)
                 raise TargetError(f"targets: class label {int(labels[wrong][0])} is out of "
                                   f"range; the output has {k} classes (labels 0 … {k - 1})")
-            return _identity(k, dtype).take(labels, axis=0)      # one-hot rows, a new array
+            return _one_hot(labels, k, dtype)
     if t.shape != out_shape:
         raise TargetError(f"targets: shape {t.shape} does not match the output shape "
                           f"{out_shape} (give the same shape, or one class label per sample)")

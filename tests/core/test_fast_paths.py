@@ -12,7 +12,7 @@ import itertools
 import numpy as np
 import pytest
 
-from bpviz.core import SGD, Conv2D, Dense, Flatten, MaxPool2D, Network, activations
+from bpviz.core import SGD, Conv2D, Dense, Flatten, MaxPool2D, Network, activations, losses
 
 
 def built(layer, input_shape, seed=0):
@@ -218,3 +218,18 @@ def test_backward_guard_reports_a_nan_that_reaches_the_first_layer(first):
     assert whole_pass and whole_pass[0].phase == "backward"
     assert whole_pass == net.nonfinite
     assert np.isnan(net.layers[0].delta).any()
+
+
+@pytest.mark.parametrize("k", [3, losses.IDENTITY_MAX_CLASSES, losses.IDENTITY_MAX_CLASSES + 1])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_integer_labels_become_one_hot_rows_of_their_own(k, dtype):
+    """Labels → one-hot targets taken from a kept identity (few classes) or filled (many):
+    the rows a hand-made one-hot has, in a new writable array each call."""
+    labels = np.array([0, k - 1, 1, 0])
+    expected = np.zeros((4, k), dtype=dtype)
+    expected[np.arange(4), labels] = 1
+    t = losses.targets("cross_entropy", labels, (4, k), dtype)
+    assert t.dtype == dtype and np.array_equal(t, expected)
+    t[0, 0] = 7.0                                     # writable, and shared with no one
+    again = losses.targets("cross_entropy", labels, (4, k), dtype)
+    assert np.array_equal(again, expected)
