@@ -41,6 +41,23 @@ def _one_hot(labels: np.ndarray, k: int, dtype) -> np.ndarray:
     return eye.take(labels, axis=0)
 
 
+def _class_labels(t: np.ndarray, k: int) -> np.ndarray:
+    """``t`` as int64 class labels, each a whole number in 0 … k − 1 (else TargetError)."""
+    whole = t.dtype.kind in "iub"                  # integer labels need no further check
+    if not whole and (not np.all(np.isfinite(t)) or not np.all(np.mod(t, 1) == 0)):
+        bad = t[~np.isfinite(t) | (np.mod(np.nan_to_num(t), 1) != 0)][0]
+        raise TargetError(f"targets: label {float(bad)!r} is not a whole number; "
+                          f"class labels must be integers 0 … {k - 1}")
+    labels = t.astype(np.int64, copy=False)
+    # (two reductions are cheaper than a mask every step; np.minimum.reduce is what
+    # labels.min() calls, without its Python layer)
+    if np.minimum.reduce(labels) < 0 or np.maximum.reduce(labels) >= k:
+        wrong = (labels < 0) | (labels >= k)
+        raise TargetError(f"targets: class label {int(labels[wrong][0])} is out of "
+                          f"range; the output has {k} classes (labels 0 … {k - 1})")
+    return labels
+
+
 def targets(loss: str, t, out_shape: tuple, dtype) -> np.ndarray:
     """Validate ``t`` against the output (N, ...) and return float targets of that shape.
 
@@ -55,23 +72,10 @@ def targets(loss: str, t, out_shape: tuple, dtype) -> np.ndarray:
         if len(t) != n:
             raise TargetError(f"targets: {len(t)} labels for a batch of {n}; "
                               f"there must be one label per sample")
-        k = out_shape[1]
-        if k == 1:
+        if out_shape[1] == 1:
             t = t.reshape(n, 1)
         else:
-            whole = t.dtype.kind in "iub"          # integer labels need no further check
-            if not whole and (not np.all(np.isfinite(t)) or not np.all(np.mod(t, 1) == 0)):
-                bad = t[~np.isfinite(t) | (np.mod(np.nan_to_num(t), 1) != 0)][0]
-                raise TargetError(f"targets: label {float(bad)!r} is not a whole number; "
-                                  f"class labels must be integers 0 … {k - 1}")
-            labels = t.astype(np.int64, copy=False)
-            # (two reductions are cheaper than a mask every step; np.minimum.reduce is what
-            # labels.min() calls, without its Python layer)
-            if np.minimum.reduce(labels) < 0 or np.maximum.reduce(labels) >= k:
-                wrong = (labels < 0) | (labels >= k)
-                raise TargetError(f"targets: class label {int(labels[wrong][0])} is out of "
-                                  f"range; the output has {k} classes (labels 0 … {k - 1})")
-            return _one_hot(labels, k, dtype)
+            return _one_hot(_class_labels(t, out_shape[1]), out_shape[1], dtype)
     if t.shape != out_shape:
         raise TargetError(f"targets: shape {t.shape} does not match the output shape "
                           f"{out_shape} (give the same shape, or one class label per sample)")
