@@ -30,6 +30,28 @@ POOL_MAX_BYTES = 2**24     # … when each is at most this large (16 MiB)
 _params_of, _grads_of = attrgetter("params"), attrgetter("grads")
 
 
+def _ref_counts(entry) -> tuple[int, int, int]:
+    """Reference counts of a pool entry (flat array, list of its views): the flat array's
+    beyond its views' bases, the list's, and the views' summed."""
+    flat, views = entry
+    return (sys.getrefcount(flat) - len(views), sys.getrefcount(views),
+            sum(map(sys.getrefcount, views)))
+
+
+def _free_counts() -> tuple[int, int, int]:
+    """``_ref_counts`` of an entry no one else holds (per view for the last), measured once
+    through the same code: how many of the counted references are the call's own differs
+    between Python versions (3.14 borrows some), so it is not written down here."""
+    flat = np.empty(2)
+    entry = (flat, [flat[:1], flat[1:]])
+    del flat
+    flat_refs, list_refs, view_refs = _ref_counts(entry)
+    return flat_refs, list_refs, view_refs // 2
+
+
+_FREE = _free_counts()
+
+
 class ParamBuffer:
     """The parameters of ``layers``, in stack order, each key in its layer's order."""
 
@@ -64,7 +86,8 @@ class ParamBuffer:
         Reusing them keeps a training run on the same few buffers instead of two new
         parameter-sized arrays a step, and their views need not be made again. (CPython
         counts every reference, a view's reference to its base included, so an array whose
-        count is what this object alone accounts for can be reached by no one else.)
+        count is what this object alone accounts for, ``_FREE``, can be reached by no one
+        else.)
         """
         for entry in self._pool:
             if self._unheld(entry):
@@ -77,13 +100,9 @@ class ParamBuffer:
 
     @staticmethod
     def _unheld(entry) -> bool:
-        # Unheld, the flat array is referenced by the entry, its views' bases and the call's
-        # argument; the views list by the entry and the argument (a record may hold the list
-        # rather than its views); each view by the list and map's argument.
-        flat, views = entry
-        return (sys.getrefcount(flat) == len(views) + 3         # + the local name
-                and sys.getrefcount(views) == 3
-                and sum(map(sys.getrefcount, views)) == 2 * len(views))
+        flat_refs, list_refs, view_refs = _ref_counts(entry)
+        return (flat_refs == _FREE[0] and list_refs == _FREE[1]
+                and view_refs == _FREE[2] * len(entry[1]))
 
     def adopt(self) -> None:
         """Copy the layers' current parameters into a buffer of their own and make them its

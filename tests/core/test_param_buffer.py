@@ -97,6 +97,20 @@ def test_held_records_and_arrays_keep_their_values_while_training_goes_on():
             assert all(np.array_equal(a, b) for a, b in zip(row[k], want[k]))
 
 
+@pytest.mark.parametrize("which", ["params", "grads"])
+def test_a_held_flat_buffer_is_never_reused(which):
+    """Holding a whole flat array (no view of it, no record) keeps it too."""
+    net, opt = small_cnn(), SGD(lr=0.5)
+    x, t = batch()
+    for _ in range(3):
+        train_step(net, opt, x, t)                  # records dropped: buffers recycle
+    held = getattr(net.buffer, which)
+    want = held.copy()
+    for _ in range(6):
+        train_step(net, opt, x, t)
+    assert np.array_equal(held, want)
+
+
 @pytest.mark.parametrize("hold_last", [False, True])
 def test_buffers_are_reused_when_nothing_holds_them(hold_last):
     """A training run keeps to a few buffers (they stay alive in the pool, and the weights
